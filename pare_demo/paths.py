@@ -1,0 +1,20 @@
+"""Where files live: the bundled assets and the folders users drop their own files into."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = REPO_ROOT / "assets"
+BODY_MODELS_DIR = ASSETS_DIR / "body_models"
+OPEN_BODY_MODEL_FILE = BODY_MODELS_DIR / "open" / "open_body_neutral.npz"
+SMPL_DIR = BODY_MODELS_DIR / "smpl"
+
+# Environment variable naming a folder (or file) holding the user's SMPL model.
+SMPL_DIR_ENV = "PARE_SMPL_DIR"
+
+
+def cache_dir() -> Path:
+    """Folder for files pare-demo derives once and reuses (e.g. SMPL pickles converted to .npz)."""
+    root = os.environ.get("PARE_CACHE_DIR") or Path.home() / ".cache" / "pare_demo"
+    return Path(root)
