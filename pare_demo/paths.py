@@ -18,3 +18,6 @@ def cache_dir() -> Path:
     """Folder for files pare-demo derives once and reuses (e.g. SMPL pickles converted to .npz)."""
     root = os.environ.get("PARE_CACHE_DIR") or Path.home() / ".cache" / "pare_demo"
     return Path(root)
+
+CHECKPOINTS_DIR = ASSETS_DIR / "checkpoints"
+BUNDLED_CHECKPOINT = CHECKPOINTS_DIR / "pare_bundled.pt"

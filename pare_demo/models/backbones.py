@@ -1,0 +1,121 @@
+"""Backbones built by name from timm, never downloading weights.
+
+Every backbone returns one feature map at 1/4 of the input resolution (56 x 56 for a
+224 px crop) or, for the fast CPU backbone, 1/8, which the PARE head reads.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import timm
+import torch
+from torch import nn
+
+BACKBONES: dict[str, Callable[[], "Backbone"]] = {}
+
+
+def register(name: str):
+    def add(factory):
+        BACKBONES[name] = factory
+        return factory
+    return add
+
+
+class Backbone(nn.Module):
+    out_channels: int
+    stride: int
+
+
+def _upsample_block(channels: int, times: int) -> nn.Sequential:
+    """`times` x (2x bilinear upsampling with aligned corners, 3x3 conv, BN, ReLU):
+    official PARE's `-conv` way of bringing an HRNet branch up to the highest resolution."""
+    layers: list[nn.Module] = []
+    for _ in range(times):
+        layers += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+                   nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                   nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class HRNetConv(Backbone):
+    """HRNet with its four stage-4 branches brought to 1/4 resolution and concatenated
+    (official PARE's `hrnet_w32-conv`). Parameter names match the official checkpoints."""
+
+    stride = 4
+
+    def __init__(self, variant: str = "hrnet_w32"):
+        super().__init__()
+        net = timm.create_model(variant, pretrained=False, features_only=True,
+                                feature_location="", out_indices=(1, 2, 3, 4))
+        # Adopt timm's modules under their own names (conv1, layer1, stage2, ...): the
+        # official checkpoints use the same names.
+        self.net = net
+        widths = net.feature_info.channels()
+        self.upsample_stage_2 = _upsample_block(widths[1], 1)
+        self.upsample_stage_3 = _upsample_block(widths[2], 2)
+        self.upsample_stage_4 = _upsample_block(widths[3], 3)
+        self.out_channels = sum(widths)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x1, x2, x3, x4 = self.net(images)
+        return torch.cat([x1, self.upsample_stage_2(x2), self.upsample_stage_3(x3),
+                          self.upsample_stage_4(x4)], dim=1)
+
+
+class ResNetUpsampled(Backbone):
+    """A timm ResNet's last stage (1/32), as in the PARE paper's ResNet-50 ablation; the
+    head brings it to 1/4 with deconvolutions (see PareHeadConfig.deconv_layers)."""
+
+    stride = 32
+
+    def __init__(self, variant: str = "resnet50"):
+        super().__init__()
+        self.net = timm.create_model(variant, pretrained=False, features_only=True, out_indices=(4,))
+        self.out_channels = self.net.feature_info.channels()[-1]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)[0]
+
+
+class MobileNetFused(Backbone):
+    """Fast CPU backbone: MobileNetV3 features at 1/8, 1/16 and 1/32 resized to 1/8 and
+    concatenated. Chosen for speed on 2 CPU cores (see pare_demo.benchmark)."""
+
+    stride = 8
+
+    def __init__(self, variant: str = "mobilenetv3_large_100"):
+        super().__init__()
+        self.net = timm.create_model(variant, pretrained=False, features_only=True, out_indices=(2, 3, 4))
+        widths = self.net.feature_info.channels()
+        self.reduce = nn.ModuleList(
+            [nn.Identity()] + [nn.Sequential(nn.Conv2d(w, 64, 1, bias=False), nn.BatchNorm2d(64),
+                                             nn.ReLU(inplace=True)) for w in widths[1:]])
+        self.out_channels = widths[0] + 64 * (len(widths) - 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        feats = self.net(images)
+        size = feats[0].shape[-2:]
+        fused = [feats[0]] + [nn.functional.interpolate(r(f), size=size, mode="nearest")
+                              for r, f in zip(list(self.reduce)[1:], feats[1:])]
+        return torch.cat(fused, dim=1)
+
+
+@register("hrnet_w32")
+def hrnet_w32() -> Backbone:
+    return HRNetConv("hrnet_w32")
+
+
+@register("resnet50")
+def resnet50() -> Backbone:
+    return ResNetUpsampled("resnet50")
+
+
+@register("mobilenetv3")
+def mobilenetv3() -> Backbone:
+    return MobileNetFused("mobilenetv3_large_100")
+
+
+def build_backbone(name: str) -> Backbone:
+    if name not in BACKBONES:
+        raise ValueError(f"Unknown backbone {name!r}; known: {', '.join(sorted(BACKBONES))}")
+    return BACKBONES[name]()

@@ -1,0 +1,100 @@
+"""The PARE head: part attention over a 2D part branch pools a 3D body branch, one small
+linear map per part regresses that part's rotation; shape and camera come from the
+flattened pooled features.
+
+Layout of the official HRNet-W32 PARE head (our names, official names in brackets):
+    part_branch   [keypoint_deconv_layers]  2 x (3x3 conv 128, BN, ReLU)
+    part_logits   [keypoint_final_layer]    1x1 conv -> 25 (background + 24 parts)
+    smpl_branch   [smpl_deconv_layers]      2 x (3x3 conv 128, BN, ReLU)
+    smpl_features [smpl_final_layer]        1x1 conv 128 -> 64
+    pose_weight   [pose_mlp]                24 x (128 -> 6), no bias
+    shape_regressor, cam_regressor [shape_mlp, cam_mlp]   24*64 -> 10, 24*64 -> 3
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pare_demo.geometry import rot6d_to_rotmat
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    num_parts: int = 24
+    num_filters: int = 128          # channels of both branches
+    conv_layers: int = 2            # 3x3 conv layers per branch
+    upsample_layers: int = 0        # 4x4 stride-2 deconvolutions first (for 1/32 backbones)
+    smpl_channels: int = 64         # pooled features per part for shape and camera
+    # The study's cheaper variant: shape and camera are pooled with attention computed on
+    # the part logits average-pooled by this factor (1 = official PARE).
+    shape_pool_factor: int = 1
+
+
+def _branch(in_channels: int, cfg: HeadConfig) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for _ in range(cfg.upsample_layers):
+        layers += [nn.ConvTranspose2d(channels, cfg.num_filters, 4, stride=2, padding=1, bias=False),
+                   nn.BatchNorm2d(cfg.num_filters), nn.ReLU(inplace=True)]
+        channels = cfg.num_filters
+    for _ in range(cfg.conv_layers):
+        layers += [nn.Conv2d(channels, cfg.num_filters, 3, padding=1, bias=False),
+                   nn.BatchNorm2d(cfg.num_filters), nn.ReLU(inplace=True)]
+        channels = cfg.num_filters
+    return nn.Sequential(*layers)
+
+
+def attention_pool(logits: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax of each part's logits (B, J, H, W) over all pixels, used as weights to pool
+    features (B, C, H, W): returns the pooled features (B, C, J) and the maps (B, J, H, W)."""
+    b, j, h, w = logits.shape
+    attention = logits.reshape(b, j, h * w).softmax(dim=-1)
+    pooled = torch.bmm(attention, features.reshape(b, features.shape[1], h * w).transpose(1, 2))
+    return pooled.transpose(1, 2), attention.reshape(b, j, h, w)
+
+
+class PareHead(nn.Module):
+    def __init__(self, in_channels: int, cfg: HeadConfig = HeadConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.part_branch = _branch(in_channels, cfg)
+        self.smpl_branch = _branch(in_channels, cfg)
+        self.part_logits = nn.Conv2d(cfg.num_filters, cfg.num_parts + 1, 1)
+        self.smpl_features = nn.Conv2d(cfg.num_filters, cfg.smpl_channels, 1)
+        # One 128 -> 6 linear map per part (the official locally connected layer).
+        self.pose_weight = nn.Parameter(torch.empty(cfg.num_parts, 6, cfg.num_filters))
+        nn.init.normal_(self.pose_weight, std=0.01)
+        flat = cfg.num_parts * cfg.smpl_channels
+        self.shape_regressor = nn.Linear(flat, 10)
+        self.cam_regressor = nn.Linear(flat, 3)
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        part_feats = self.part_branch(features)
+        smpl_feats = self.smpl_branch(features)
+        logits = self.part_logits(part_feats)                        # (B, 25, H, W)
+        pooled, attention = attention_pool(logits[:, 1:], smpl_feats)  # (B, 128, 24)
+        # Per-part linear map as a broadcast product summed over channels (the official
+        # locally connected layer's summation order, which the equivalence test pins down).
+        weight = self.pose_weight.permute(1, 2, 0)[None]              # (1, 6, 128, 24)
+        pose6d = (pooled[:, None] * weight).sum(dim=2).transpose(1, 2)  # (B, 24, 6)
+
+        if self.cfg.shape_pool_factor > 1:
+            k = self.cfg.shape_pool_factor
+            shape_pooled, _ = attention_pool(F.avg_pool2d(logits[:, 1:], k), F.avg_pool2d(smpl_feats, k))
+        else:
+            shape_pooled = pooled
+        # The 1x1 smpl_features conv is affine and each part's weights sum to one, so it
+        # can be applied after pooling: exact, and 24 positions instead of H x W.
+        w = self.smpl_features.weight.flatten(1)
+        smpl_pooled = torch.einsum("kc,bcp->bkp", w, shape_pooled) + self.smpl_features.bias[:, None]
+        flat = smpl_pooled.flatten(1)                                # channel-major: k * 24 + part
+        return {
+            "pose": rot6d_to_rotmat(pose6d),
+            "betas": self.shape_regressor(flat),
+            "cam": self.cam_regressor(flat),
+            "part_logits": logits,
+            "part_attention": attention,
+        }
