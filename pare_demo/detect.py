@@ -1,0 +1,150 @@
+"""Person boxes, offline.
+
+Default: OpenCV only, nothing to download. Faces (the Haar frontal-face cascade that
+opencv-python ships) give a body box each, extrapolated with adult proportions; the
+HOG pedestrian detector adds full bodies whose faces are not visible. When a
+torchvision detector's weights are already in the torch cache, that detector is used
+instead. With no person found, the whole image is one person. A user-given box always wins.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+# Body box from a face box of side f: adult proportions (about 7.5 heads tall, 4 wide).
+FACE_TO_BODY = {"width": 4.0, "above": 0.5, "below": 7.0}
+HOG_MIN_WEIGHT = 1.0       # HOG's SVM margin; weaker hits are mostly background
+MAX_DETECT_SIDE = 800      # images are scaled down to this before detection
+# torchvision detectors, by the file-name prefix of their weights in the torch cache.
+TORCHVISION_DETECTORS = {
+    "fasterrcnn_resnet50_fpn_v2": "fasterrcnn_resnet50_fpn_v2",
+    "fasterrcnn_resnet50_fpn": "fasterrcnn_resnet50_fpn",
+    "fasterrcnn_mobilenet_v3_large_fpn": "fasterrcnn_mobilenet_v3_large_fpn",
+    "fasterrcnn_mobilenet_v3_large_320_fpn": "fasterrcnn_mobilenet_v3_large_320_fpn",
+}
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: np.ndarray   # (4,) x0, y0, x1, y1 in pixels
+    score: float
+    source: str       # "face", "hog", "torchvision", "whole-image" or "user"
+
+
+def whole_image(image: np.ndarray) -> Detection:
+    h, w = image.shape[:2]
+    return Detection(np.array([0.0, 0.0, w, h]), 0.0, "whole-image")
+
+
+def overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over the smaller box's area: 1 when one box lies inside the other."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731
+    return inter / max(min(area(a), area(b)), 1e-9)
+
+
+def suppress_overlaps(detections: list[Detection], threshold: float = 0.6) -> list[Detection]:
+    """Greedy suppression, best score first, of boxes mostly inside a kept one
+    (a HOG hit on a face-found person's torso, say)."""
+    kept: list[Detection] = []
+    for det in sorted(detections, key=lambda d: -d.score):
+        if all(overlap(det.box, k.box) < threshold for k in kept):
+            kept.append(det)
+    return kept
+
+
+class OpenCVPersonDetector:
+    name = "opencv (faces + HOG)"
+
+    def __init__(self):
+        cascade = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        self.faces = cv2.CascadeClassifier(str(cascade))
+        self.hog = cv2.HOGDescriptor()
+        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+
+    def __call__(self, image: np.ndarray) -> list[Detection]:
+        h, w = image.shape[:2]
+        scale = min(1.0, MAX_DETECT_SIDE / max(h, w))
+        small = cv2.resize(image, (round(w * scale), round(h * scale))) if scale < 1 else image
+        gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
+        found = []
+        min_face = max(20, round(min(gray.shape) * 0.04))
+        for fx, fy, fw, fh in self.faces.detectMultiScale(gray, 1.1, 5, minSize=(min_face, min_face)):
+            cx = fx + fw / 2
+            box = [cx - FACE_TO_BODY["width"] * fw / 2, fy - FACE_TO_BODY["above"] * fh,
+                   cx + FACE_TO_BODY["width"] * fw / 2, fy + fh + FACE_TO_BODY["below"] * fh]
+            found.append(Detection(self._to_image(box, scale, w, h), 2.0 + fw / gray.shape[1], "face"))
+        if min(gray.shape) >= 128:
+            rects, weights = self.hog.detectMultiScale(gray, winStride=(8, 8), padding=(8, 8), scale=1.05)
+            for (x, y, bw, bh), weight in zip(rects, np.ravel(weights)):
+                if weight >= HOG_MIN_WEIGHT:
+                    found.append(Detection(self._to_image([x, y, x + bw, y + bh], scale, w, h), float(weight), "hog"))
+        return suppress_overlaps(found)
+
+    @staticmethod
+    def _to_image(box, scale, w, h) -> np.ndarray:
+        box = np.asarray(box, dtype=np.float64) / scale
+        return np.clip(box, 0, [w, h, w, h])
+
+
+class TorchvisionPersonDetector:
+    """A torchvision detector built without downloading, from weights found in the torch cache."""
+
+    def __init__(self, weights_file: Path, builder: str, min_score: float = 0.6):
+        import torchvision
+
+        self.name = f"torchvision {builder}"
+        self.model = getattr(torchvision.models.detection, builder)(weights=None, weights_backbone=None)
+        self.model.load_state_dict(torch.load(weights_file, map_location="cpu", weights_only=True))
+        self.model.eval()
+        self.min_score = min_score
+
+    @torch.inference_mode()
+    def __call__(self, image: np.ndarray) -> list[Detection]:
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255
+        out = self.model([tensor])[0]
+        keep = (out["labels"] == 1) & (out["scores"] >= self.min_score)  # COCO label 1 = person
+        return [Detection(b.numpy().astype(np.float64), float(s), "torchvision")
+                for b, s in zip(out["boxes"][keep], out["scores"][keep])]
+
+
+def cached_torchvision_weights() -> tuple[Path, str] | None:
+    """(weights file, builder) of a torchvision detector already in the torch hub cache."""
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    if not folder.is_dir():
+        return None
+    for prefix, builder in TORCHVISION_DETECTORS.items():  # most accurate first
+        for path in sorted(folder.glob(f"{prefix}_coco*.pth")):
+            return path, builder
+    return None
+
+
+class PersonDetector:
+    """The best detector available offline; call it on an RGB uint8 image."""
+
+    def __init__(self, prefer_torchvision: bool = True):
+        self.backend = None
+        found = cached_torchvision_weights() if prefer_torchvision else None
+        if found is not None:
+            try:
+                self.backend = TorchvisionPersonDetector(*found)
+            except Exception:  # a damaged cache file: fall back to OpenCV
+                self.backend = None
+        if self.backend is None:
+            self.backend = OpenCVPersonDetector()
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    def __call__(self, image: np.ndarray, boxes=None) -> list[Detection]:
+        if boxes is not None and len(boxes):
+            return [Detection(np.asarray(b, dtype=np.float64)[:4], 1.0, "user") for b in boxes]
+        found = self.backend(image)
+        return found if found else [whole_image(image)]

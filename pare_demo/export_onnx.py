@@ -1,0 +1,89 @@
+"""Export a PARE checkpoint to ONNX, and run the exported network with ONNX Runtime.
+
+    python -m pare_demo.export_onnx --checkpoint C --out model.onnx
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pare_demo import paths
+from pare_demo.checkpoints import CheckpointError
+from pare_demo.models import PARE, load_model
+
+OUTPUTS = ("pose", "betas", "cam", "part_logits", "part_attention")
+
+
+class _Outputs(nn.Module):
+    """PARE with a tuple output (ONNX wants tensors, not a dataclass)."""
+
+    def __init__(self, model: PARE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images):
+        out = self.model(images)
+        return tuple(getattr(out, name) for name in OUTPUTS)
+
+
+def export(model: PARE, out: str | Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    size = model.config.input_size
+    dummy = torch.zeros(1, 3, size, size)
+    tmp = out.with_name(out.name + ".tmp")
+    with torch.inference_mode():
+        torch.onnx.export(_Outputs(model.eval().cpu()), (dummy,), str(tmp), input_names=["images"],
+                          output_names=list(OUTPUTS), dynamic_axes={"images": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+    tmp.replace(out)
+    return out
+
+
+class OnnxNetwork:
+    """Runs an exported network; returns the same dict of tensors as Predictor.run_network."""
+
+    def __init__(self, onnx_path: str | Path):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+                     if p in ort.get_available_providers()]
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+
+    @classmethod
+    def for_checkpoint(cls, model: PARE, checkpoint_path: Path) -> "OnnxNetwork":
+        """Export once per checkpoint content into the cache, then load."""
+        digest = hashlib.sha1(Path(checkpoint_path).read_bytes()).hexdigest()[:16]
+        cached = paths.cache_dir() / "onnx" / f"{Path(checkpoint_path).stem}-{digest}.onnx"
+        if not cached.exists():
+            export(model, cached)
+        return cls(cached)
+
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        outs = self.session.run(list(OUTPUTS), {"images": images.detach().cpu().numpy().astype(np.float32)})
+        return {name: torch.from_numpy(o).to(images.device) for name, o in zip(OUTPUTS, outs)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Export a pare-demo checkpoint to ONNX")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: the bundled weights")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        print(export(load_model(args.checkpoint), args.out))
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Turn whatever image a user has into an RGB uint8 array, or say clearly why not."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 40_000_000          # larger images are downscaled before processing
+TARGET_PIXELS_WHEN_HUGE = 12_000_000
+
+# Pillow refuses > ~179 MP as a decompression bomb; allow up to this many, downscale after.
+Image.MAX_IMAGE_PIXELS = 250_000_000
+
+
+class ImageError(ValueError):
+    """The input is not an image pare-demo can read; the message says why."""
+
+
+def load_image(source) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from a path, a PIL image or an array (gray, RGB, RGBA, 16-bit, float)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"{path} does not exist.")
+        try:
+            with Image.open(path) as im:
+                im.load()
+                image = ImageOps.exif_transpose(im)  # phones store rotation in EXIF
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            raise ImageError(f"{path.name} is not an image that can be read ({err}).") from err
+        return to_rgb_uint8(image)
+    return to_rgb_uint8(source)
+
+
+def to_rgb_uint8(image) -> np.ndarray:
+    if image is None:
+        raise ImageError("No image was given.")
+    if isinstance(image, Image.Image):
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            image = np.asarray(image)
+        else:
+            image = np.asarray(image.convert("RGBA" if "A" in image.mode else "RGB"))
+    array = np.asarray(image)
+    if array.dtype == object or array.ndim not in (2, 3) or array.size == 0:
+        raise ImageError(f"Not an image: an array of shape {array.shape} and type {array.dtype}.")
+    if array.ndim == 3 and array.shape[2] not in (1, 3, 4):
+        raise ImageError(f"An image needs 1, 3 or 4 channels, not {array.shape[2]}.")
+    array = _to_uint8(array)
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    elif array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif array.shape[2] == 4:  # composite on white, as a viewer shows it
+        alpha = array[:, :, 3:4].astype(np.float32) / 255
+        array = (array[:, :, :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if np.issubdtype(array.dtype, np.floating):
+        finite = np.nan_to_num(array.astype(np.float64))
+        scale = 255.0 if finite.max(initial=0) <= 1.0 else 1.0
+        return np.clip(finite * scale, 0, 255).round().astype(np.uint8)
+    if np.issubdtype(array.dtype, np.integer):
+        top = 65535 if array.max(initial=0) > 255 else 255
+        return (array.astype(np.float64) * (255.0 / top)).round().clip(0, 255).astype(np.uint8)
+    raise ImageError(f"Unsupported pixel type {array.dtype}.")
+
+
+def downscale_huge(array: np.ndarray) -> tuple[np.ndarray, float]:
+    """(image, scale): images over MAX_PIXELS are shrunk to about TARGET_PIXELS_WHEN_HUGE;
+    scale maps processed pixels back (original = processed / scale)."""
+    import cv2
+
+    h, w = array.shape[:2]
+    if h * w <= MAX_PIXELS:
+        return array, 1.0
+    s = (TARGET_PIXELS_WHEN_HUGE / (h * w)) ** 0.5
+    small = cv2.resize(array, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return small, small.shape[1] / w

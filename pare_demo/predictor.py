@@ -1,0 +1,191 @@
+"""One image in, one Prediction per person out: detect -> crop -> PARE -> body model -> camera.
+
+    predictor = Predictor()                      # bundled weights, open body model, CUDA if present
+    people = predictor.predict(image_rgb_uint8)  # list[Prediction]
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pare_demo import paths
+from pare_demo.body import load_body_model
+from pare_demo.checkpoints import load_checkpoint
+from pare_demo.crop import Crop, crop_image, crop_map_to_image, make_crop, square_around
+from pare_demo.detect import Detection, PersonDetector
+from pare_demo.geometry import (CROP_FOCAL_LENGTH, crop_to_full_camera, perspective_projection,
+                                rotmat_to_axis_angle)
+from pare_demo.images import downscale_huge, to_rgb_uint8
+from pare_demo.models import model_from_checkpoint
+
+
+@dataclass
+class Prediction:
+    """One person. 3D quantities are in metres in the body's frame (add cam_translation for
+    camera coordinates); 2D ones are in full-image pixels."""
+    bbox: np.ndarray              # (4,) x0, y0, x1, y1
+    detection_score: float
+    detection_source: str
+    pose: np.ndarray              # (24, 3, 3)
+    pose_axis_angle: np.ndarray   # (72,)
+    betas: np.ndarray             # (10,)
+    cam_crop: np.ndarray          # (3,) weak perspective s, tx, ty
+    cam_translation: np.ndarray   # (3,) full-image camera translation
+    focal_length: float           # full-image camera, pixels
+    principal_point: np.ndarray   # (2,) image centre
+    vertices: np.ndarray          # (V, 3)
+    joints3d: np.ndarray          # (24, 3) SMPL joints
+    eval_joints3d: np.ndarray     # (14, 3) LSP-14 joints for 3DPW metrics
+    keypoints3d: np.ndarray       # (21, 3) nose, eyes, ears, feet, fingertips (smplx order)
+    joints2d: np.ndarray          # (24, 2)
+    part_logits: np.ndarray       # (25, h, w) over the crop
+    part_attention: np.ndarray    # (24, h, w) over the crop, each map sums to 1
+    crop: Crop                    # in full-image coordinates
+    image_size: tuple[int, int]   # (width, height)
+    timings: dict[str, float] = field(default_factory=dict)  # ms per stage, for the whole image
+
+    def part_attention_on_image(self, max_side: int | None = None) -> np.ndarray:
+        """(24, H, W) attention maps warped onto the full image (optionally scaled so the
+        longer side is max_side), normalised so each map's peak is 1."""
+        w, h = self.image_size
+        s = 1.0 if max_side is None else min(1.0, max_side / max(w, h))
+        crop = make_crop(self.crop.center * s, self.crop.size * s, self.crop.out_size)
+        maps = crop_map_to_image(self.part_attention, crop, (max(1, round(h * s)), max(1, round(w * s))))
+        return maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-12)
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Predictor:
+    def __init__(self, checkpoint: str | Path | None = None, body_model: str | None = None,
+                 device: str | torch.device = "auto", backend: str = "torch",
+                 detector: PersonDetector | None = None):
+        """checkpoint=None: the bundled weights. body_model=None: the one the checkpoint was
+        trained with ("open" or "smpl"). backend: "torch" or "onnx" (ONNX Runtime)."""
+        self.device = pick_device(device)
+        self.checkpoint_path = Path(checkpoint) if checkpoint else paths.BUNDLED_CHECKPOINT
+        ckpt = load_checkpoint(self.checkpoint_path)
+        self.model = model_from_checkpoint(ckpt).to(self.device).eval()
+        self.config = self.model.config
+        self.meta = ckpt["meta"]
+        self.body_model = load_body_model(body_model or self.config.body_model, device=self.device)
+        self.detector = detector or PersonDetector()
+        self.backend = backend
+        self._onnx = None
+        if backend == "onnx":
+            from pare_demo.export_onnx import OnnxNetwork
+
+            self._onnx = OnnxNetwork.for_checkpoint(self.model, self.checkpoint_path)
+        elif backend != "torch":
+            raise ValueError(f"backend must be 'torch' or 'onnx', not {backend!r}")
+        mean = torch.tensor(self.config.mean, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.config.std, device=self.device).view(1, 3, 1, 1)
+        self._mean, self._std = mean, std
+
+    @property
+    def description(self) -> str:
+        return (f"{self.config.backbone} PARE from {self.checkpoint_path.name}, body model "
+                f"{self.body_model.model_name}, {self.device.type.upper()}, {self.backend}, "
+                f"detector {self.detector.name}")
+
+    def normalise(self, crops: np.ndarray) -> torch.Tensor:
+        """(B, S, S, 3) uint8 crops -> normalised (B, 3, S, S) float tensor."""
+        x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+        return (x - self._mean) / self._std
+
+    def run_network(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Normalised crops -> pose, betas, cam, part_logits, part_attention."""
+        if self._onnx is not None:
+            return self._onnx(images)
+        with torch.inference_mode(), self._autocast():
+            out = self.model(images)
+        return {k: getattr(out, k).float() for k in ("pose", "betas", "cam", "part_logits", "part_attention")}
+
+    @contextmanager
+    def _autocast(self):
+        if self.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.float16):
+                yield
+        else:
+            yield
+
+    def predict(self, image, boxes=None) -> list[Prediction]:
+        """All people in an RGB image (any dtype/channels; see pare_demo.images).
+        boxes: optional (N, 4) x0, y0, x1, y1 in pixels, used instead of the detector."""
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(name: str):
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = (now - clock) * 1000
+            clock = now
+
+        original = to_rgb_uint8(image)
+        height, width = original.shape[:2]
+        work, scale = downscale_huge(original)
+        lap("decode")
+
+        scaled_boxes = None if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * scale
+        detections: list[Detection] = self.detector(work, scaled_boxes)
+        lap("detect")
+
+        size = self.config.input_size
+        crops, crops_full = [], []
+        for det in detections:
+            center, side = square_around(det.box)
+            crops.append(crop_image(work, make_crop(center, side, size)))
+            crops_full.append(make_crop(center / scale, side / scale, size))
+        batch = self.normalise(np.stack(crops))
+        lap("crop")
+
+        net = self.run_network(batch)
+        lap("network")
+
+        with torch.inference_mode():
+            pose = net["pose"]
+            body = self.body_model(betas=net["betas"], global_orient=pose[:, :1], body_pose=pose[:, 1:],
+                                   pose2rot=False)
+            eval_joints = self.body_model.eval_joints(body.vertices)
+        lap("body_model")
+
+        n = len(detections)
+        centers = torch.tensor(np.stack([c.center for c in crops_full]), dtype=torch.float32, device=self.device)
+        sides = torch.tensor([c.size for c in crops_full], dtype=torch.float32, device=self.device)
+        image_size = torch.tensor([[width, height]], dtype=torch.float32, device=self.device).expand(n, 2)
+        # One camera for the whole image, so several people render in one scene; its long
+        # focal length keeps the crop camera's near-orthographic view (5000 px at 224 px).
+        focal = CROP_FOCAL_LENGTH * max(width, height) / size
+        translation = crop_to_full_camera(net["cam"], centers, sides, image_size, focal)
+        principal = torch.tensor([width / 2, height / 2], device=self.device)
+        joints = body.joints[:, :24]
+        joints2d = perspective_projection(joints, translation, focal, principal)
+        lap("camera")
+
+        to_np = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
+        axis_angle = to_np(rotmat_to_axis_angle(pose).reshape(n, 72))
+        people = []
+        for i, det in enumerate(detections):
+            people.append(Prediction(
+                bbox=det.box / scale, detection_score=det.score, detection_source=det.source,
+                pose=to_np(pose[i]), pose_axis_angle=axis_angle[i], betas=to_np(net["betas"][i]),
+                cam_crop=to_np(net["cam"][i]), cam_translation=to_np(translation[i]),
+                focal_length=float(focal), principal_point=np.array([width / 2, height / 2]),
+                vertices=to_np(body.vertices[i]), joints3d=to_np(joints[i]),
+                eval_joints3d=to_np(eval_joints[i]), keypoints3d=to_np(body.joints[i, 24:]),
+                joints2d=to_np(joints2d[i]), part_logits=to_np(net["part_logits"][i]),
+                part_attention=to_np(net["part_attention"][i]), crop=crops_full[i],
+                image_size=(width, height), timings=timings))
+        return people
+
+    def faces(self) -> np.ndarray:
+        return np.asarray(self.body_model.faces, dtype=np.int64)

@@ -1,0 +1,88 @@
+import pickle
+
+import pytest
+import torch
+
+from pare_demo.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from pare_demo.models import PARE, default_config, load_model
+
+
+@pytest.mark.parametrize("backbone, size", [("mobilenetv3", 28), ("resnet50", 56)])
+def test_output_shapes_and_ranges(backbone, size):
+    torch.manual_seed(0)
+    model = PARE(default_config(backbone)).eval()
+    with torch.inference_mode():
+        out = model(torch.randn(2, 3, 224, 224))
+    assert out.pose.shape == (2, 24, 3, 3) and out.betas.shape == (2, 10) and out.cam.shape == (2, 3)
+    assert out.part_logits.shape == (2, 25, size, size)
+    assert out.part_attention.shape == (2, 24, size, size)
+    eye = torch.eye(3).expand(2, 24, 3, 3)
+    assert torch.allclose(out.pose.transpose(-1, -2) @ out.pose, eye, atol=1e-5)
+    assert torch.allclose(torch.linalg.det(out.pose), torch.ones(2, 24), atol=1e-5)
+    assert torch.allclose(out.part_attention.sum(dim=(2, 3)), torch.ones(2, 24), atol=1e-5)
+    assert (out.part_attention >= 0).all()
+
+
+def test_study_variant_pools_shape_from_downsampled_maps():
+    torch.manual_seed(0)
+    official = PARE(default_config("mobilenetv3")).eval()
+    cheaper = PARE(default_config("mobilenetv3", shape_pool_factor=2)).eval()
+    cheaper.load_state_dict(official.state_dict())
+    x = torch.randn(1, 3, 224, 224)
+    with torch.inference_mode():
+        a, b = official(x), cheaper(x)
+    assert torch.equal(a.pose, b.pose)  # pose keeps the full-resolution attention
+    assert not torch.allclose(a.betas, b.betas)
+
+
+def test_checkpoint_round_trip(tmp_path, small_checkpoint):
+    model = load_model(small_checkpoint)
+    assert not model.training and model.config.backbone == "mobilenetv3"
+    again = tmp_path / "again.pt"
+    save_checkpoint(again, model.config.to_dict(), model.state_dict())
+    reloaded = load_model(again)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.inference_mode():
+        assert torch.equal(model(x).pose, reloaded(x).pose)
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (exec, ("import builtins; builtins._pare_demo_pwned = True",))
+
+
+def test_safe_loading_refuses_pickled_code(tmp_path):
+    import builtins
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "pare-demo-checkpoint", "version": 1, "config": RunsCode(), "state_dict": {}}, path)
+    with pytest.raises(CheckpointError, match="would need code"):
+        load_checkpoint(path)
+    assert not getattr(builtins, "_pare_demo_pwned", False)
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps(RunsCode()))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(plain)
+    assert not getattr(builtins, "_pare_demo_pwned", False)
+
+
+def test_corrupt_truncated_and_wrong_kind(tmp_path, small_checkpoint):
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(small_checkpoint.read_bytes()[:20000])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_checkpoint(truncated)
+    wrong = tmp_path / "weights_only.pt"
+    torch.save({"state_dict": {}, "pytorch-lightning_version": "1.1.8"}, wrong)
+    with pytest.raises(CheckpointError, match="convert_official"):
+        load_checkpoint(wrong)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_mismatched_weights_are_reported(tmp_path, small_checkpoint):
+    ckpt = load_checkpoint(small_checkpoint)
+    config = dict(ckpt["config"], backbone="resnet50")
+    bad = tmp_path / "mismatch.pt"
+    save_checkpoint(bad, config, ckpt["state_dict"])
+    with pytest.raises(CheckpointError, match="does not fit a resnet50 PARE"):
+        load_model(bad)
