@@ -209,3 +209,17 @@ def test_missing_and_corrupt_files_give_one_clear_error(tmp_path):
     np.savez(wrong, something=np.zeros(3))
     with pytest.raises(BodyModelError, match="lacks v_template"):
         load_body_model(wrong)
+
+
+def test_mesh_is_closed_and_well_formed(open_model, rest):
+    import trimesh
+
+    mesh = trimesh.Trimesh(rest.vertices[0].numpy(), open_model.faces, process=False)
+    assert mesh.is_watertight and mesh.is_winding_consistent
+    assert mesh.volume > 0.03  # outward normals, and an adult's volume (m^3)
+    assert mesh.area_faces.min() > 1e-9  # no degenerate triangle
+    # On the torso, normals point away from the vertical axis through the pelvis.
+    centers = mesh.triangles_center
+    outward = (mesh.face_normals * (centers * [1, 0, 1])).sum(1) > 0
+    torso = (np.abs(centers[:, 0]) < 0.12) & (centers[:, 1] > 0.0) & (centers[:, 1] < 0.4)
+    assert outward[torso].mean() > 0.95
