@@ -158,3 +158,5 @@ def test_predict_cli(small_checkpoint, tmp_path, astronaut):
     saved = np.load(out / "astronaut_person0.npz")
     assert saved["vertices"].shape == (13348, 3) and saved["joints2d"].shape == (24, 2)
     assert not (out / "broken_person0.npz").exists()
+    for picture in ("overlay.png", "side.png", "attention.png", "keypoints.png", "mesh.glb"):
+        assert (out / f"astronaut_{picture}").stat().st_size > 1000, picture
