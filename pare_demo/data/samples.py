@@ -14,11 +14,13 @@ class Sample:
     bbox: np.ndarray                  # (4,) x0, y0, x1, y1 in pixels
     joints2d: np.ndarray              # (24, 2) SMPL joint order, pixels
     joints2d_visible: np.ndarray      # (24,) bool: annotated and inside the image
-    # 3D annotations; None where the dataset has none (MPII).
+    # 3D annotations, in the dataset's world frame as 3DPW stores them; None where the
+    # dataset has none (MPII). pare_demo.data.pw3d.to_camera_frame moves them to the camera.
     pose: np.ndarray | None = None            # (72,) SMPL axis-angle, global orientation first
     betas: np.ndarray | None = None           # (10,)
-    translation: np.ndarray | None = None     # (3,) SMPL translation in the camera frame
-    camera_rotation: np.ndarray | None = None  # (3, 3) world -> camera (global_orient is already in camera frame)
+    translation: np.ndarray | None = None     # (3,) SMPL translation
+    joints3d: np.ndarray | None = None        # (24, 3) SMPL joints, world frame
+    camera_extrinsics: np.ndarray | None = None  # (4, 4) world -> camera
     focal_length: np.ndarray | None = None    # (2,) fx, fy in pixels
     principal_point: np.ndarray | None = None  # (2,)
     gender: str = "neutral"
