@@ -52,11 +52,12 @@ SPIN24_TO_SMPL = tuple((MPII_TO_SPIN24[m], s) for m, s in MPII_TO_SMPL)
 
 MAT_NAME = "mpii_human_pose_v1_u12_1.mat"
 NPZ_NAME = "mpii_train.npz"
-_HINT = ("Download MPII Human Pose from http://human-pose.mpi-inf.mpg.de (images and "
-         "annotations) and pass its folder; see README, 'Your own files'.")
+HELP = ("Download MPII Human Pose from http://human-pose.mpi-inf.mpg.de (images and "
+        "annotations) and pass its folder; see README, 'Your own files'.")
 
 
-def read_mpii(root, annotations=None, split: str = "train", drop_occluded: bool = False) -> list[Sample]:
+def read_mpii(root: str | Path, annotations: str | Path | None = None, split: str = "train",
+              drop_occluded: bool = False) -> list[Sample]:
     """All annotated people of MPII under ``root`` (the folder holding ``images/``).
 
     ``annotations``: the official .mat or SPIN's .npz; by default ``root/mpii_human_pose_v1_u12_1.mat``
@@ -66,16 +67,16 @@ def read_mpii(root, annotations=None, split: str = "train", drop_occluded: bool 
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"MPII folder not found: {root}. {_HINT}")
+        raise FileNotFoundError(f"MPII folder not found: {root}. {HELP}")
     if annotations is None:
         candidates = [root / MAT_NAME, root / "mpii_human_pose_v1_u12_2" / MAT_NAME, root / NPZ_NAME]
         annotations = next((p for p in candidates if p.is_file()), None)
         if annotations is None:
             raise FileNotFoundError(
-                f"MPII annotations not found: {', '.join(map(str, candidates))}. {_HINT}")
+                f"MPII annotations not found: {', '.join(map(str, candidates))}. {HELP}")
     annotations = Path(annotations)
     if not annotations.is_file():
-        raise FileNotFoundError(f"MPII annotations not found: {annotations}. {_HINT}")
+        raise FileNotFoundError(f"MPII annotations not found: {annotations}. {HELP}")
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all', not {split!r}")
     if annotations.suffix == ".npz":
