@@ -100,15 +100,19 @@ def sequence_samples(root: Path, seq: dict, every: int = 1) -> list[Sample]:
     return out
 
 
+def camera_frame_pose(sample: Sample) -> np.ndarray:
+    """(72,) pose with the global orientation turned into the camera frame."""
+    rot = torch.from_numpy(sample.camera_extrinsics[:3, :3]).double()
+    orient = axis_angle_to_rotmat(torch.from_numpy(sample.pose[:3]).double())
+    return np.concatenate([rotmat_to_axis_angle(rot @ orient).numpy(), sample.pose[3:]])
+
+
 def to_camera_frame(sample: Sample, root_joint_rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(pose (72,) with the global orientation in the camera frame, translation (3,) in the
     camera frame). smplx rotates the body about its rest root joint J0 (which depends on
     the betas and the body model: pass body_model's J0 for these betas), so the camera
     translation is R (J0 + t) + t_cam - J0."""
-    ext = sample.camera_extrinsics
-    rot, t_cam = ext[:3, :3], ext[:3, 3]
-    orient = axis_angle_to_rotmat(torch.from_numpy(sample.pose[:3]).double())
-    cam_orient = rotmat_to_axis_angle(torch.from_numpy(rot) @ orient).numpy()
-    pose = np.concatenate([cam_orient, sample.pose[3:]])
+    rot, t_cam = sample.camera_extrinsics[:3, :3], sample.camera_extrinsics[:3, 3]
+    pose = camera_frame_pose(sample)
     translation = rot @ (root_joint_rest + sample.translation) + t_cam - root_joint_rest
     return pose, translation

@@ -1,0 +1,181 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from pare_demo.body import load_body_model
+from pare_demo.body.joint_names import SMPL_FLIP_PERMUTATION, SMPL_JOINT_NAMES
+from pare_demo.data.pw3d import camera_frame_pose, read_pw3d
+from pare_demo.evaluation import evaluate_samples, summarize
+from pare_demo.geometry import axis_angle_to_rotmat
+from pare_demo.predictor import Predictor
+from training import synth
+from training.datasets import NO_AUGMENTATION, Augmentation, CropDataset, flip_pose
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    synth.generate(root, sequences=2, frames=4, seed=5, size=160, split="train")
+    synth.generate(root, sequences=1, frames=4, seed=6, size=160, split="validation")
+    return root
+
+
+@pytest.fixture(scope="module")
+def body_model():
+    return load_body_model("open")
+
+
+def test_synthetic_sequences_follow_the_3dpw_layout(synthetic):
+    pkl = sorted((synthetic / "sequenceFiles" / "train").glob("*.pkl"))
+    assert len(pkl) == 2
+    seq = pickle.load(open(pkl[0], "rb"), encoding="latin1")
+    for key in ("sequence", "genders", "betas", "poses", "trans", "cam_poses", "cam_intrinsics", "poses2d",
+                "jointPositions", "campose_valid", "img_frame_ids"):
+        assert key in seq
+    assert seq["poses"][0].shape == (4, 72) and seq["cam_poses"].shape == (4, 4, 4)
+    assert (synthetic / "imageFiles" / seq["sequence"] / "image_00003.jpg").is_file()
+    # The stored 2D keypoints are the projection of the stored 3D joints.
+    samples = read_pw3d(synthetic, "train")
+    s = next(x for x in samples if x.sequence == seq["sequence"] and x.person == 0 and x.frame == 2)
+    coco = seq["poses2d"][0][2]  # (3, 18): x, y, confidence
+    for coco_index, name in ((7, "left_wrist"), (10, "right_ankle"), (2, "right_shoulder")):
+        assert np.allclose(coco[:2, coco_index], s.joints2d[SMPL_JOINT_NAMES.index(name)], atol=1e-3)
+    assert ((s.joints2d > -20) & (s.joints2d < 180)).all()  # the person is in the picture
+
+
+def test_synthesis_is_deterministic(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        synth.generate(out, sequences=1, frames=2, seed=9, size=96, split="test")
+    pa = pickle.load(open(next((a / "sequenceFiles" / "test").glob("*.pkl")), "rb"))
+    pb = pickle.load(open(next((b / "sequenceFiles" / "test").glob("*.pkl")), "rb"))
+    assert np.array_equal(pa["poses"][0], pb["poses"][0]) and np.array_equal(pa["cam_poses"], pb["cam_poses"])
+
+
+def test_flip_mirrors_the_body(body_model):
+    rng = np.random.default_rng(0)
+    pose = rng.normal(0, 0.3, 72)
+    assert np.allclose(flip_pose(flip_pose(pose)), pose)
+    @torch.no_grad()
+    def joints(p):
+        return body_model(global_orient=torch.tensor(p[None, :3], dtype=torch.float32),
+                          body_pose=torch.tensor(p[None, 3:], dtype=torch.float32)).joints[0, :24].numpy()
+
+    a, b = joints(pose), joints(flip_pose(pose))
+    mirrored = (a * [-1, 1, 1])[list(SMPL_FLIP_PERMUTATION)]
+    assert np.abs((b - b[0]) - (mirrored - mirrored[0])).max() < 0.01
+
+
+def _image_angle(vec):
+    return np.degrees(np.arctan2(vec[1], vec[0]))
+
+
+@pytest.mark.parametrize("augment", [NO_AUGMENTATION, Augmentation(flip=1.0, rotation_deg=25, scale=0, translate=0,
+                                                                   color=0)])
+def test_crop_targets_agree_with_the_3d_pose(synthetic, body_model, augment):
+    """After flip and rotation, the 2D joints and the 3D pose still describe the same body:
+    the pelvis -> head direction in the crop matches the posed body's, seen by the camera."""
+    samples = [s for s in read_pw3d(synthetic, "train") if s.has_3d]
+    dataset = CropDataset(samples, 128, augment, seed=1)
+    for index in range(0, len(samples), 3):
+        item = dataset[index]
+        assert item["image"].shape == (3, 128, 128) and bool(item["has_3d"])
+        with torch.no_grad():
+            out = body_model(betas=item["betas"][None], global_orient=item["pose"][None, :1],
+                             body_pose=item["pose"][None, 1:], pose2rot=False)
+        j3 = out.joints[0, :24].numpy()
+        head, pelvis = SMPL_JOINT_NAMES.index("head"), 0
+        in_3d = _image_angle(j3[head, :2] - j3[pelvis, :2])
+        in_2d = _image_angle((item["joints2d"][head] - item["joints2d"][pelvis]).numpy())
+        assert abs((in_3d - in_2d + 180) % 360 - 180) < 12
+
+
+def test_short_training_lowers_the_loss(synthetic):
+    from training.module import PareTraining
+    from pare_demo.models import default_config
+
+    torch.manual_seed(0)
+    config = default_config("mobilenetv3").to_dict()
+    config["input_size"] = 128
+    module = PareTraining(config, lr=1e-3)
+    samples = [s for s in read_pw3d(synthetic, "train") if s.has_3d][:8]
+    batch = torch.utils.data.default_collate([CropDataset(samples, 128, NO_AUGMENTATION)[i] for i in range(8)])
+    optimizer = module.configure_optimizers()
+    losses = []
+    for _ in range(12):
+        *_, terms = module._step(batch)
+        optimizer.zero_grad()
+        terms["total"].backward()
+        optimizer.step()
+        losses.append(float(terms["total"]))
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_top_k_and_resume(synthetic, tmp_path):
+    import yaml
+
+    from training.train import main
+
+    config = {
+        "model": {"backbone": "mobilenetv3", "body_model": "open", "input_size": 96},
+        "data": {"sources": [{"kind": "synthetic", "root": str(synthetic)}], "val_split": "validation", "val_limit": 4},
+        "augment": {"flip": 0.5},
+        "train": {"run_dir": str(tmp_path / "run"), "batch_size": 4, "lr": 1e-3, "epochs": 2,
+                  "samples_per_epoch": 8, "top_k": 1, "workers": 0, "seed": 0, "log_every": 1},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["--config", str(path)]) == 0
+    ckpts = tmp_path / "run" / "phase1" / "checkpoints"
+    assert (ckpts / "last.ckpt").is_file() and len(list(ckpts.glob("epoch*.ckpt"))) == 1  # top-1 kept
+    assert torch.load(ckpts / "last.ckpt", weights_only=True)["epoch"] == 1
+    # Interrupted? --resume continues from last.ckpt to the new epoch count.
+    assert main(["--config", str(path), "train.epochs=3", "--resume"]) == 0
+    state = torch.load(ckpts / "last.ckpt", weights_only=True)
+    assert state["epoch"] == 2 and state["global_step"] == 3 * 2
+    assert (tmp_path / "run" / "best.pt").is_file()
+
+
+def test_evaluation_of_a_known_perturbation(synthetic, small_checkpoint, body_model):
+    """A 'network' that returns the ground truth: all errors zero. Turned 30 degrees about the
+    vertical camera axis: PA-MPJPE stays zero, MPJPE is the mean distance between the
+    pelvis-centred joints and the same joints turned by 30 degrees, and PVE likewise for
+    the vertices. Left elbow bent 90 degrees: only the left arm's eval joints move."""
+    predictor = Predictor(small_checkpoint, device="cpu")
+    samples = [s for s in read_pw3d(synthetic, "train") if s.has_3d][:4]
+    turn = axis_angle_to_rotmat(torch.tensor([0.0, np.pi / 6, 0.0]))
+
+    def network(turned=False, bend=0.0):
+        def run(images):
+            n = len(images)
+            poses = torch.tensor(np.stack([camera_frame_pose(s) for s in samples[:n]]), dtype=torch.float32)
+            rotmats = axis_angle_to_rotmat(poses.reshape(n, 24, 3))
+            if turned:
+                rotmats[:, 0] = turn @ rotmats[:, 0]
+            if bend:
+                rotmats[:, 18] = rotmats[:, 18] @ axis_angle_to_rotmat(torch.tensor([0.0, -bend, 0.0]))
+            return {"pose": rotmats, "cam": torch.tensor([[0.9, 0, 0]]).repeat(n, 1),
+                    "betas": torch.tensor(np.stack([s.betas for s in samples[:n]]), dtype=torch.float32)}
+        return run
+
+    predictor.run_network = network()
+    exact = summarize(evaluate_samples(predictor, samples, progress=False))
+    assert exact["mpjpe"] < 1e-3 and exact["pa_mpjpe"] < 1e-2 and exact["pve"] < 1e-3
+
+    predictor.run_network = network(turned=True)
+    for r in evaluate_samples(predictor, samples, progress=False):
+        hips = r.gt_eval_joints[[2, 3]].mean(0)
+        joints, verts = r.gt_eval_joints - hips, r.gt_vertices - hips
+        rot = turn.numpy()
+        assert r.pa_mpjpe < 1e-2
+        assert abs(r.mpjpe - 1000 * np.linalg.norm(joints @ rot.T - joints, axis=1).mean()) < 1e-2
+        assert abs(r.pve - 1000 * np.linalg.norm(verts @ rot.T - verts, axis=1).mean()) < 1e-2
+
+    predictor.run_network = network(bend=np.pi / 2)
+    left_arm = [list(body_model.eval_joint_names).index(n) for n in ("left_wrist", "left_elbow")]
+    for r in evaluate_samples(predictor, samples, progress=False):
+        moved = np.linalg.norm(r.pred_eval_joints - r.gt_eval_joints, axis=1) * 1000
+        assert moved[left_arm[0]] > 100 and np.delete(moved, left_arm).max() < 1.0
+        assert abs(r.mpjpe - moved.mean()) < 1e-2

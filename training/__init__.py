@@ -1,0 +1,1 @@
+"""Training utilities for pare-demo (synthetic data generation and training)."""

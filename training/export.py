@@ -1,0 +1,47 @@
+"""Export the best checkpoint of a training run as a pare-demo checkpoint.
+
+    python -m training.export --config training/configs/cpu_synthetic.yaml --out assets/checkpoints/pare_bundled.pt
+
+Works while a run is still going or after it was stopped: the best is the kept Lightning
+checkpoint with the lowest validation PA-MPJPE (it is in the file name).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from training.train import export_best, load_config, model_config
+
+SCORE = re.compile(r"pa_mpjpe(\d+(?:\.\d+)?)\.ckpt$")
+
+
+def best_checkpoint(run_dir: Path) -> tuple[Path, float]:
+    scored = [(float(m.group(1)), p) for p in run_dir.glob("phase*/checkpoints/*.ckpt")
+              if (m := SCORE.search(p.name))]
+    if not scored:
+        raise SystemExit(f"no scored checkpoints under {run_dir}/phase*/checkpoints")
+    score, path = min(scored)
+    return path, score
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Export a run's best checkpoint for the app")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    config = load_config(args.config, args.overrides)
+    run_dir = Path(config["train"]["run_dir"]).expanduser()
+    path, score = best_checkpoint(run_dir)
+    exported = export_best(run_dir, path, model_config(config), {"val_pa_mpjpe_mm": score})
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(exported, args.out)
+    print(f"{path.name} (validation PA-MPJPE {score:.1f} mm) -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The study's loss: L = 5 (L3D + L2D) + 1 Lpose + 0.001 Lbeta, with per-sample masks
+(MPII has 2D joints only; 3DPW frames with an invalid camera pose have nothing 3D)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pare_demo.geometry import CROP_FOCAL_LENGTH, CROP_SIZE, perspective_projection, weak_perspective_to_translation
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    joints3d: float = 5.0
+    joints2d: float = 5.0
+    pose: float = 1.0
+    betas: float = 0.001
+
+
+def project_to_crop(joints: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
+    """(B, J, 3) joints seen by the crop camera -> (B, J, 2) in crop units of [-1, 1]."""
+    translation = weak_perspective_to_translation(cam)
+    uv = perspective_projection(joints, translation, CROP_FOCAL_LENGTH, (0.0, 0.0))
+    return uv / (CROP_SIZE / 2)
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the masked elements; mask broadcasts over trailing dims."""
+    while mask.dim() < pred.dim():
+        mask = mask.unsqueeze(-1)
+    mask = mask.to(pred.dtype).expand_as(pred)
+    return ((pred - target) ** 2 * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def pare_loss(pred: dict, target: dict, weights: LossWeights = LossWeights()) -> dict[str, torch.Tensor]:
+    """pred: joints3d (B, 24, 3) from the predicted body, cam (B, 3), pose (B, 24, 3, 3), betas.
+    target: joints3d, joints2d (B, 24, 2) in [-1, 1], joints2d_visible (B, 24), pose, betas,
+    has_3d (B,). 3D joints are compared pelvis-centred."""
+    has_3d = target["has_3d"]
+    pred_rel = pred["joints3d"] - pred["joints3d"][:, :1]
+    target_rel = target["joints3d"] - target["joints3d"][:, :1]
+    terms = {
+        "joints3d": masked_mse(pred_rel, target_rel, has_3d),
+        "joints2d": masked_mse(project_to_crop(pred["joints3d"], pred["cam"]), target["joints2d"],
+                               target["joints2d_visible"]),
+        "pose": masked_mse(pred["pose"], target["pose"], has_3d),
+        "betas": masked_mse(pred["betas"], target["betas"], has_3d),
+    }
+    terms["total"] = sum(getattr(weights, k) * v for k, v in terms.items())
+    return terms

@@ -1,0 +1,72 @@
+"""The Lightning module: PARE + body model, the study's loss, 3DPW metrics on validation."""
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from pare_demo import metrics
+from pare_demo.body import load_body_model
+from pare_demo.models import PARE, ModelConfig
+from training.losses import LossWeights, pare_loss
+
+
+class PareTraining(L.LightningModule):
+    def __init__(self, model_config: dict, lr: float = 5e-4, weight_decay: float = 0.0,
+                 loss_weights: dict | None = None):
+        super().__init__()
+        self.save_hyperparameters()  # plain dicts and numbers only: checkpoints stay weights-only readable
+        self.model = PARE(ModelConfig.from_dict(model_config))
+        self.body_model = load_body_model(self.model.config.body_model)
+        for p in self.body_model.parameters():
+            p.requires_grad_(False)
+        self.weights = LossWeights(**(loss_weights or {}))
+        self._init_outputs()
+
+    def _init_outputs(self) -> None:
+        """Start near a standing person of average shape seen at the crop's usual scale."""
+        head = self.model.head
+        with torch.no_grad():
+            head.cam_regressor.weight.mul_(0.1)
+            head.cam_regressor.bias.copy_(torch.tensor([0.9, 0.0, 0.0]))
+            head.shape_regressor.weight.mul_(0.1)
+            head.shape_regressor.bias.zero_()
+
+    def body(self, pose: torch.Tensor, betas: torch.Tensor):
+        return self.body_model(betas=betas, global_orient=pose[:, :1], body_pose=pose[:, 1:], pose2rot=False)
+
+    def forward(self, images):
+        return self.model(images)
+
+    def _step(self, batch):
+        out = self.model(batch["image"])
+        pred_body = self.body(out.pose, out.betas)
+        with torch.no_grad():
+            target_body = self.body(batch["pose"], batch["betas"])
+        pred = {"joints3d": pred_body.joints[:, :24], "cam": out.cam, "pose": out.pose, "betas": out.betas}
+        target = dict(batch, joints3d=target_body.joints[:, :24])
+        return out, pred_body, target_body, pare_loss(pred, target, self.weights)
+
+    def training_step(self, batch, batch_idx):
+        _, _, _, losses = self._step(batch)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=False, batch_size=len(batch["image"]))
+        self.log("loss", losses["total"], prog_bar=True, batch_size=len(batch["image"]))
+        return losses["total"]
+
+    def validation_step(self, batch, batch_idx):
+        _, pred_body, target_body, losses = self._step(batch)
+        has_3d = batch["has_3d"]
+        n = int(has_3d.sum())
+        if n == 0:
+            return
+        pred_eval = self.body_model.eval_joints(pred_body.vertices[has_3d])
+        target_eval = self.body_model.eval_joints(target_body.vertices[has_3d])
+        self.log_dict({
+            "val/mpjpe": metrics.mpjpe(pred_eval, target_eval).mean(),
+            "val/pa_mpjpe": metrics.pa_mpjpe(pred_eval, target_eval).mean(),
+            "val/pve": metrics.pve(pred_body.vertices[has_3d], target_body.vertices[has_3d],
+                                   pred_eval, target_eval).mean(),
+            "val/loss": losses["total"],
+        }, prog_bar=True, batch_size=n, sync_dist=True)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -1,0 +1,272 @@
+"""Plausible human poses for rendering synthetic training data with a SMPL-format body model.
+
+A body pose is a float32 (23, 3) array: the axis-angle rotation of SMPL joints 1..23 (the
+pelvis / global orientation excluded), each local to its parent and expressed in the rest
+frame's axes, exactly what smplx takes as `body_pose` (reshaped to (B, 69)).
+
+Rest frame: zero pose is a T-pose, Y up, the body faces +Z, its left side is at +X, metres.
+Signs, for the left side and the centre (the right side mirrors them: x kept, y and z negated):
+  x  hip flexion (thigh forward) -, knee flexion +, ankle plantar flexion (toes down) +,
+     spine / neck / head flexion (bend forward) +, shoulder: a lowered arm swings back +
+  y  elbow flexion (forearm forward) -, shoulder / collar: arm forward -,
+     spine / neck / head: turns towards the body's left +
+  z  shoulder / collar: arm raised +, wrist: hand up +, hip abduction (leg out) +,
+     spine / neck / head: bends towards the body's right +
+
+JOINT_LIMITS bounds each axis-angle component separately (a box, like small Euler ranges).
+Because the box is convex, any convex combination of in-limit poses is in limits, which is
+why poses are blended and interpolated linearly in axis-angle (see `blend`).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.interpolate import PchipInterpolator
+from scipy.spatial.transform import Rotation
+
+from pare_demo.body.joint_names import SMPL_JOINT_NAMES, SMPL_PARENTS
+
+BODY_JOINT_NAMES = SMPL_JOINT_NAMES[1:]
+NUM_BODY_JOINTS = len(BODY_JOINT_NAMES)  # 23
+_INDEX = {name: i for i, name in enumerate(BODY_JOINT_NAMES)}
+
+
+def _mirror_name(name: str) -> str:
+    return name.replace("left", "@").replace("right", "left").replace("@", "right")
+
+
+_MIRROR = [_INDEX[_mirror_name(name)] for name in BODY_JOINT_NAMES]
+_MIRROR_SIGN = np.array([1.0, -1.0, -1.0], dtype=np.float32)  # reflecting x -> -x
+
+# ---------------------------------------------------------------------------------------------
+# Joint limits, degrees, ((x_min, x_max), (y_min, y_max), (z_min, z_max)), left side and centre.
+_LIMITS_DEG = {
+    "left_hip": ((-130, 30), (-35, 40), (-25, 60)),
+    "spine1": ((-25, 50), (-25, 25), (-20, 20)),
+    "left_knee": ((0, 150), (-8, 8), (-8, 8)),
+    "spine2": ((-15, 35), (-20, 20), (-15, 15)),
+    "left_ankle": ((-30, 50), (-20, 20), (-20, 20)),
+    "spine3": ((-15, 35), (-20, 20), (-15, 15)),
+    "left_foot": ((-40, 20), (-5, 5), (-5, 5)),  # toes: bent up -
+    "neck": ((-35, 45), (-40, 40), (-25, 25)),
+    "left_collar": ((-15, 15), (-20, 15), (-10, 30)),
+    "head": ((-30, 30), (-40, 40), (-20, 20)),
+    "left_shoulder": ((-100, 100), (-110, 45), (-85, 100)),
+    "left_elbow": ((-60, 60), (-150, 0), (-10, 10)),  # x: forearm twist
+    "left_wrist": ((-50, 50), (-25, 35), (-70, 60)),
+    "left_hand": ((-15, 15), (-15, 15), (-25, 15)),  # the knuckles
+}
+
+
+def _limits_array() -> np.ndarray:
+    limits = np.zeros((NUM_BODY_JOINTS, 3, 2))
+    for name, ranges in _LIMITS_DEG.items():
+        limits[_INDEX[name]] = ranges
+        if name.startswith("left_"):
+            mirrored = np.array(ranges) * _MIRROR_SIGN[:, None]
+            limits[_INDEX[_mirror_name(name)]] = np.sort(mirrored, axis=1)
+    return np.deg2rad(limits).astype(np.float32)
+
+
+# (23, 3, 2) radians: JOINT_LIMITS[j, axis] = (min, max) of body joint j = SMPL joint j + 1.
+JOINT_LIMITS = _limits_array()
+
+
+def clamp_to_limits(pose: np.ndarray) -> np.ndarray:
+    """Clip (..., 23, 3) axis-angle poses component-wise to JOINT_LIMITS."""
+    return np.clip(pose, JOINT_LIMITS[..., 0], JOINT_LIMITS[..., 1]).astype(np.float32)
+
+
+def within_limits(pose: np.ndarray, tol: float = 1e-5) -> bool:
+    pose = np.asarray(pose)
+    return bool(np.all(pose >= JOINT_LIMITS[..., 0] - tol) and np.all(pose <= JOINT_LIMITS[..., 1] + tol))
+
+
+def mirror_pose(pose: np.ndarray) -> np.ndarray:
+    """The left-right mirror image of (..., 23, 3) poses."""
+    return (np.asarray(pose)[..., _MIRROR, :] * _MIRROR_SIGN).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Key poses, authored as joint -> (axes, *degrees): extrinsic rotations about the parent's rest
+# axes applied in the order given, e.g. ("zx", -70, -20) lowers the left arm, then swings it
+# 20 degrees forward.
+def _pose(spec: dict) -> np.ndarray:
+    pose = np.zeros((NUM_BODY_JOINTS, 3))
+    for name, (axes, *angles) in spec.items():
+        pose[_INDEX[name]] = Rotation.from_euler(axes, angles, degrees=True).as_rotvec()
+    return pose.astype(np.float32)
+
+
+def _both(name: str, axes: str, *angles: float) -> dict:
+    """The same rotation on the left joint and, mirrored, on the right one."""
+    mirrored = [a if axis == "x" else -a for axis, a in zip(axes, angles)]
+    return {f"left_{name}": (axes, *angles), f"right_{name}": (axes, *mirrored)}
+
+
+_RELAXED_ARMS = {
+    **_both("collar", "z", -5), **_both("shoulder", "zx", -68, -5),
+    **_both("elbow", "y", -12), **_both("wrist", "z", -5),
+}
+_STANDING = {**_RELAXED_ARMS, **_both("knee", "x", 3), **_both("hip", "z", 3)}
+
+_WALKING = {  # left leg forward at heel strike, right leg pushing off
+    **_RELAXED_ARMS,
+    "left_hip": ("x", -25), "left_knee": ("x", 5), "left_ankle": ("x", -8),
+    "right_hip": ("x", 15), "right_knee": ("x", 20), "right_ankle": ("x", 18), "right_foot": ("x", -25),
+    "left_shoulder": ("zx", -68, 18), "right_shoulder": ("zx", 68, -18),
+    "left_elbow": ("y", -12), "right_elbow": ("y", 22), "spine3": ("y", 5),
+}
+_RUNNING = {  # left thigh driving forward, right leg pushing off
+    "spine1": ("x", 8), "spine2": ("x", 4), "neck": ("x", -8),
+    "left_hip": ("x", -55), "left_knee": ("x", 75), "left_ankle": ("x", -5),
+    "right_hip": ("x", 20), "right_knee": ("x", 35), "right_ankle": ("x", 30), "right_foot": ("x", -20),
+    **_both("collar", "z", -5),
+    "left_shoulder": ("zx", -70, 35), "right_shoulder": ("zx", 70, -40),
+    "left_elbow": ("y", -80), "right_elbow": ("y", 95), "spine3": ("y", 8),
+}
+_SITTING = {
+    **_both("hip", "xz", -90, 6), **_both("knee", "x", 88), **_both("ankle", "x", 3),
+    **_both("collar", "z", -5), **_both("shoulder", "zx", -65, -25), **_both("elbow", "y", -45),
+    "spine1": ("x", 5), "neck": ("x", 5),
+}
+_CROUCHING = {
+    **_both("hip", "xz", -105, 15), **_both("knee", "x", 125), **_both("ankle", "x", -20),
+    "spine1": ("x", 30), "spine2": ("x", 15), "spine3": ("x", 5), "neck": ("x", -25), "head": ("x", -10),
+    **_both("shoulder", "zx", -65, -55), **_both("elbow", "y", -35),
+}
+_REACHING_FORWARD = {
+    **_STANDING, **_both("shoulder", "zy", -10, -80), **_both("elbow", "y", -5),
+    **_both("collar", "y", -10), **_both("wrist", "z", 10),
+    "spine1": ("x", 10), "spine2": ("x", 8), "left_hip": ("x", -5), "right_hip": ("x", -5),
+}
+_REACHING_UP = {  # left arm up to a high shelf, on tiptoe
+    **_STANDING, "left_collar": ("z", 25), "left_shoulder": ("zy", 65, -10), "left_elbow": ("y", -8),
+    "spine2": ("z", 5), "spine3": ("z", 5), "neck": ("x", -20), "head": ("x", -10),
+    **_both("ankle", "x", 25), **_both("foot", "x", -30),
+}
+_KICKING = {  # left leg kicking forward, arms out for balance
+    "left_hip": ("x", -75), "left_knee": ("x", 15), "left_ankle": ("x", 35),
+    "right_hip": ("x", -5), "right_knee": ("x", 10), "right_ankle": ("x", 5),
+    "spine1": ("x", -10), "spine2": ("x", -5), "neck": ("x", 10),
+    "left_shoulder": ("zx", -40, 30), "right_shoulder": ("zx", 45, -20),
+    **_both("elbow", "y", -25),
+}
+_ARMS_RAISED = {
+    **_STANDING, **_both("collar", "z", 20), **_both("shoulder", "zy", 62, -10),
+    **_both("elbow", "y", -10), "neck": ("x", -10),
+}
+_WAVING = {  # right hand waving at head height, forearm up
+    **_STANDING, "right_collar": ("z", -10), "right_shoulder": ("xzy", -85, -15, 15),
+    "right_elbow": ("y", 90), "right_wrist": ("z", -10), "neck": ("y", -10),
+}
+_HANDS_ON_HIPS = {
+    **_STANDING, **_both("shoulder", "xzy", 85, -50, 20), **_both("elbow", "y", -85),
+    **_both("wrist", "y", 15), **_both("hip", "z", 6),
+}
+_LUNGING = {  # left leg forward, right knee close to the ground
+    "left_hip": ("x", -80), "left_knee": ("x", 85), "left_ankle": ("x", -5),
+    "right_hip": ("x", 15), "right_knee": ("x", 95), "right_ankle": ("x", 40), "right_foot": ("x", -35),
+    **_both("collar", "z", -5), **_both("shoulder", "zx", -65, 0), **_both("elbow", "y", -25),
+    "spine1": ("x", 5),
+}
+_BENDING_OVER = {  # the pelvis stays upright: the bend is in the hips and spine
+    **_both("hip", "x", -15), **_both("knee", "x", 10), **_both("ankle", "x", -5),
+    "spine1": ("x", 45), "spine2": ("x", 30), "spine3": ("x", 25), "neck": ("x", -20),
+    **_both("shoulder", "zy", 12, -88), **_both("elbow", "y", -10),
+}
+
+KEY_POSES: dict[str, np.ndarray] = {
+    "standing": _pose(_STANDING),
+    "walking_a": _pose(_WALKING),
+    "walking_b": mirror_pose(_pose(_WALKING)),
+    "running_a": _pose(_RUNNING),
+    "running_b": mirror_pose(_pose(_RUNNING)),
+    "sitting": _pose(_SITTING),
+    "crouching": _pose(_CROUCHING),
+    "reaching_forward": _pose(_REACHING_FORWARD),
+    "reaching_up": _pose(_REACHING_UP),
+    "kicking": _pose(_KICKING),
+    "arms_raised": _pose(_ARMS_RAISED),
+    "waving": _pose(_WAVING),
+    "hands_on_hips": _pose(_HANDS_ON_HIPS),
+    "lunging": _pose(_LUNGING),
+    "bending_over": _pose(_BENDING_OVER),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling. Everything random goes through the numpy Generator passed in.
+def blend(a: np.ndarray, b: np.ndarray, weight: float | np.ndarray) -> np.ndarray:
+    """(1 - weight) * a + weight * b in axis-angle.
+
+    Chosen over per-joint slerp: the limit box is convex in axis-angle, so blends of in-limit
+    poses need no clamping, and all body-joint rotations stay below 150 degrees, far from the
+    pi wrap-around, so the path is smooth; it only departs from the geodesic (a bit) when the
+    two rotation axes differ."""
+    weight = np.asarray(weight, dtype=np.float32)
+    return ((1 - weight) * np.asarray(a) + weight * np.asarray(b)).astype(np.float32)
+
+
+def sample_pose(rng: np.random.Generator, names=None, noise: float = 0.05,
+                mirror_prob: float = 0.5) -> np.ndarray:
+    """A random (23, 3) body pose: a blend of two of the key poses `names` (default: all),
+    mirrored left-right with probability `mirror_prob`, plus Gaussian noise per joint and
+    axis of std `noise` times that axis's range, clamped to JOINT_LIMITS."""
+    names = list(KEY_POSES) if names is None else list(names)
+    a, b = rng.choice(len(names), 2, replace=len(names) < 2)
+    pose = blend(KEY_POSES[names[a]], KEY_POSES[names[b]], rng.uniform())
+    if rng.uniform() < mirror_prob:
+        pose = mirror_pose(pose)
+    spread = JOINT_LIMITS[..., 1] - JOINT_LIMITS[..., 0]
+    return clamp_to_limits(pose + noise * spread * rng.standard_normal(pose.shape))
+
+
+def _chain_rotation(delta: np.ndarray) -> np.ndarray:
+    """(23,) bound on how far each body part turns for a pose change `delta` (23, 3): the sum
+    of its own and its ancestors' rotation changes (a hand turns with spine, shoulder, elbow)."""
+    angles = np.linalg.norm(delta, axis=-1)
+    total = np.zeros(NUM_BODY_JOINTS)
+    for j in range(NUM_BODY_JOINTS):  # parents come before their children
+        parent = SMPL_PARENTS[j + 1] - 1
+        total[j] = angles[j] + (total[parent] if parent >= 0 else 0.0)
+    return total
+
+
+def sample_sequence(rng: np.random.Generator, frames: int, fps: float = 30.0,
+                    key_interval: float = 1.0, max_speed_deg: float = 120.0,
+                    noise: float = 0.05) -> np.ndarray:
+    """(frames, 23, 3) smooth motion through sampled keyframes.
+
+    Keyframes come about every `key_interval` seconds, later when a body part would turn
+    faster than `max_speed_deg` per second on average (counting its ancestors' rotations).
+    Successive keyframes share one key pose, so the activity drifts rather than jumps. Each
+    axis-angle component is interpolated with a monotone cubic (PCHIP): smooth, velocity zero
+    only where a component turns back, and never overshooting its keyframe values, so every
+    frame stays within the (convex) limits."""
+    names = list(KEY_POSES)
+    pair = list(rng.choice(names, 2, replace=False))
+    times, keys = [0.0], [sample_pose(rng, pair, noise)]
+    duration = (frames - 1) / fps
+    while times[-1] < duration:
+        pair = [pair[1], rng.choice([n for n in names if n != pair[1]])]
+        pose = sample_pose(rng, pair, noise)
+        turn = np.rad2deg(_chain_rotation(pose - keys[-1]).max())
+        times.append(times[-1] + max(key_interval * rng.uniform(0.75, 1.25), turn / max_speed_deg))
+        keys.append(pose)
+    if len(keys) == 1:  # frames <= 1
+        return np.stack(keys)[:frames]
+    motion = PchipInterpolator(times, np.stack(keys), axis=0)(np.arange(frames) / fps)
+    return clamp_to_limits(motion)  # only float rounding can leave the limits
+
+
+def random_global_orient(rng: np.random.Generator, max_tilt_deg: float = 10.0,
+                         lying_prob: float = 0.05) -> np.ndarray:
+    """(3,) axis-angle root orientation: a uniform heading about Y; upright with a small
+    forward/sideways tilt, or with probability `lying_prob` lying on the back, front or a side."""
+    heading = Rotation.from_rotvec([0.0, rng.uniform(0.0, 2 * np.pi), 0.0])
+    tilt_deg = np.clip(rng.normal(0.0, max_tilt_deg / 2, size=2), -max_tilt_deg, max_tilt_deg)
+    if rng.uniform() < lying_prob:
+        axis = rng.integers(2)  # pitch (back / front) or roll (sides)
+        tilt_deg[axis] += rng.choice([-90.0, 90.0])
+    tilt = Rotation.from_euler("xz", tilt_deg, degrees=True)
+    return (heading * tilt).as_rotvec().astype(np.float32)

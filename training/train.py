@@ -1,0 +1,171 @@
+"""Train PARE with PyTorch Lightning.
+
+    python -m training.train --config training/configs/NAME.yaml [key=value ...]
+                             [--resume] [--resume-best --lr 5e-5]
+
+`key=value` overrides any config entry by its dotted path (train.epochs=5). Runs write
+to train.run_dir (outside the repository): TensorBoard logs, the best train.top_k
+checkpoints by validation PA-MPJPE plus last.ckpt (written atomically by Lightning), and
+best.pt, the best weights as a pare-demo checkpoint the app and Predictor load.
+--resume continues an interrupted run from last.ckpt with nothing lost; --resume-best
+starts a second phase from the best checkpoint (the study: lr 5e-4, then 5e-5).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import ConcatDataset, DataLoader, WeightedRandomSampler
+
+from pare_demo.checkpoints import save_checkpoint
+from pare_demo.models import default_config
+from training.datasets import NO_AUGMENTATION, Augmentation, CropDataset
+
+
+# ---------------------------------------------------------------- config
+def load_config(path: str | Path, overrides: list[str]) -> dict:
+    config = yaml.safe_load(Path(path).read_text())
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if not _:
+            raise SystemExit(f"override {item!r} is not key=value")
+        node = config
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    return config
+
+
+def model_config(config: dict) -> dict:
+    m = dict(config["model"])
+    base = default_config(m.pop("backbone"), **m.pop("head", {}))
+    return {**base.to_dict(), **m}
+
+
+# ---------------------------------------------------------------- data
+def read_source(source: dict, split: str):
+    kind, root = source["kind"], Path(source["root"]).expanduser()
+    if kind in ("pw3d", "synthetic"):
+        from pare_demo.data.pw3d import read_pw3d
+
+        return read_pw3d(root, split, every=source.get("every", 1))
+    if kind == "mpii":
+        if split != "train":
+            return []
+        from pare_demo.data.mpii import read_mpii
+
+        return read_mpii(root)
+    raise SystemExit(f"unknown data source kind {kind!r}")
+
+
+def build_loaders(config: dict) -> tuple[DataLoader, DataLoader]:
+    data, train = config["data"], config["train"]
+    size = config["model"].get("input_size", 224)
+    augment = Augmentation(**config.get("augment", {}))
+    parts, weights = [], []
+    for source in data["sources"]:
+        samples = read_source(source, "train")
+        if samples:
+            parts.append(CropDataset(samples, size, augment, seed=train.get("seed", 0)))
+            weights.append(np.full(len(samples), source.get("weight", 1.0) / len(samples)))
+    if not parts:
+        raise SystemExit("no training samples found: check data.sources in the config")
+    train_set = ConcatDataset(parts)
+    per_epoch = train.get("samples_per_epoch") or len(train_set)
+    sampler = WeightedRandomSampler(torch.from_numpy(np.concatenate(weights)), per_epoch,
+                                    generator=torch.Generator().manual_seed(train.get("seed", 0)))
+    val_samples = []
+    for source in data["sources"]:
+        if source["kind"] != "mpii":
+            val_samples += read_source(source, data.get("val_split", "validation"))
+    limit = data.get("val_limit")
+    if limit and len(val_samples) > limit:
+        keep = np.linspace(0, len(val_samples) - 1, limit).round().astype(int)
+        val_samples = [val_samples[i] for i in keep]
+    workers = train.get("workers", 1)
+    loader = dict(batch_size=train["batch_size"], num_workers=workers, persistent_workers=False,
+                  pin_memory=torch.cuda.is_available())
+    return (DataLoader(train_set, sampler=sampler, drop_last=True, **loader),
+            DataLoader(CropDataset(val_samples, size, NO_AUGMENTATION), shuffle=False, **loader))
+
+
+class EpochSeed(L.Callback):
+    """Tell the datasets the epoch, so augmentation differs per epoch and stays reproducible."""
+
+    def on_train_epoch_start(self, trainer, module):
+        for ds in trainer.train_dataloader.dataset.datasets:
+            ds.epoch = trainer.current_epoch
+
+
+# ---------------------------------------------------------------- run
+def export_best(run_dir: Path, checkpoint_path: str | Path, model_cfg: dict, metrics: dict) -> Path:
+    """The Lightning checkpoint's network weights as a pare-demo checkpoint (run_dir/best.pt)."""
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"]
+    weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    return save_checkpoint(run_dir / "best.pt", model_cfg, weights,
+                           {"source": str(checkpoint_path), **{k: float(v) for k, v in metrics.items()}})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides")
+    parser.add_argument("--resume", action="store_true", help="continue from run_dir/checkpoints/last.ckpt")
+    parser.add_argument("--resume-best", action="store_true", help="new phase from the best checkpoint")
+    parser.add_argument("--lr", type=float, default=None)
+    args = parser.parse_args(argv)
+
+    from training.module import PareTraining
+
+    config = load_config(args.config, args.overrides)
+    train = config["train"]
+    if args.lr is not None:
+        train["lr"] = args.lr
+    L.seed_everything(train.get("seed", 0), workers=True)
+    torch.set_num_threads(train.get("threads", torch.get_num_threads()))
+    run_dir = Path(train["run_dir"]).expanduser()
+    phase = "phase2" if args.resume_best else "phase1"
+    ckpt_dir = run_dir / phase / "checkpoints"
+    train_loader, val_loader = build_loaders(config)
+    model_cfg = model_config(config)
+    module = PareTraining(model_cfg, lr=train["lr"], weight_decay=train.get("weight_decay", 0.0),
+                          loss_weights=config.get("loss"))
+    if args.resume_best:
+        best = run_dir / "phase1" / "checkpoints" / "best.txt"
+        if not best.exists():
+            raise SystemExit(f"{best} not found: run phase 1 first")
+        state = torch.load(best.read_text().strip(), map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+
+    checkpoints = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=ckpt_dir, monitor="val/pa_mpjpe", mode="min", save_top_k=train.get("top_k", 30),
+        save_last=True, filename="epoch{epoch:03d}-pa_mpjpe{val/pa_mpjpe:.2f}", auto_insert_metric_name=False)
+    gpus = torch.cuda.device_count()
+    trainer = L.Trainer(
+        default_root_dir=run_dir, max_epochs=train["epochs"],
+        accelerator="gpu" if gpus else "cpu", devices=gpus or 1,
+        strategy="ddp" if gpus > 1 else "auto",
+        precision="16-mixed" if gpus else "32-true",
+        callbacks=[checkpoints, EpochSeed(), L.pytorch.callbacks.LearningRateMonitor()],
+        logger=L.pytorch.loggers.TensorBoardLogger(run_dir, name=phase),
+        log_every_n_steps=train.get("log_every", 10), limit_train_batches=train.get("limit_train_batches"),
+        num_sanity_val_steps=0, deterministic=False, enable_progress_bar=True)
+    last = ckpt_dir / "last.ckpt"
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if args.resume and last.exists() else None)
+
+    if trainer.is_global_zero and checkpoints.best_model_path:
+        (ckpt_dir / "best.txt").write_text(checkpoints.best_model_path)
+        best_metrics = {"val_pa_mpjpe_mm": checkpoints.best_model_score}
+        print(f"best: {checkpoints.best_model_path} (val PA-MPJPE {float(checkpoints.best_model_score):.1f} mm)")
+        print(export_best(run_dir, checkpoints.best_model_path, model_cfg, best_metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
