@@ -19,13 +19,10 @@ import torch
 FACE_TO_BODY = {"width": 4.0, "above": 0.5, "below": 7.0}
 HOG_MIN_WEIGHT = 1.0       # HOG's SVM margin; weaker hits are mostly background
 MAX_DETECT_SIDE = 800      # images are scaled down to this before detection
-# torchvision detectors, by the file-name prefix of their weights in the torch cache.
-TORCHVISION_DETECTORS = {
-    "fasterrcnn_resnet50_fpn_v2": "fasterrcnn_resnet50_fpn_v2",
-    "fasterrcnn_resnet50_fpn": "fasterrcnn_resnet50_fpn",
-    "fasterrcnn_mobilenet_v3_large_fpn": "fasterrcnn_mobilenet_v3_large_fpn",
-    "fasterrcnn_mobilenet_v3_large_320_fpn": "fasterrcnn_mobilenet_v3_large_320_fpn",
-}
+# torchvision detectors (builder names, most accurate first); their cached weights are
+# named <builder>_coco-<hash>.pth.
+TORCHVISION_DETECTORS = ("fasterrcnn_resnet50_fpn_v2", "fasterrcnn_resnet50_fpn",
+                         "fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_mobilenet_v3_large_320_fpn")
 
 
 @dataclass(frozen=True)
@@ -119,8 +116,8 @@ def cached_torchvision_weights() -> tuple[Path, str] | None:
     folder = Path(torch.hub.get_dir()) / "checkpoints"
     if not folder.is_dir():
         return None
-    for prefix, builder in TORCHVISION_DETECTORS.items():  # most accurate first
-        for path in sorted(folder.glob(f"{prefix}_coco*.pth")):
+    for builder in TORCHVISION_DETECTORS:
+        for path in sorted(folder.glob(f"{builder}_coco*.pth")):
             return path, builder
     return None
 
