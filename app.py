@@ -1,49 +1,146 @@
-"""pare-demo's Gradio app. Only UI wiring lives here; the model logic is in pare_demo/.
+"""pare-demo's Gradio app. Only UI wiring lives here; the logic is in pare_demo/.
 
-    python app.py [--host 127.0.0.1] [--port 7860] [--share]
-
-Until the network and the predictor land, the page shows the open body model that
-everything else is built on, with sliders for its shape components.
+    python app.py [--host 127.0.0.1] [--port 7860] [--share] [--checkpoint C] [--body-model B]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import time
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
 
-from pare_demo.body import load_body_model  # noqa: E402
+from pare_demo import paths  # noqa: E402
+from pare_demo.analysis import analyse_image  # noqa: E402
+from pare_demo.body import SMPL_JOINT_NAMES, BodyModelError, load_body_model  # noqa: E402
 from pare_demo.body.preview import body_figure  # noqa: E402
+from pare_demo.checkpoints import CheckpointError  # noqa: E402
+from pare_demo.images import ImageError  # noqa: E402
 
-COMING = """
-# pare-demo
-See how a monocular 3D human mesh regressor (PARE, Part Attention Regressor) thinks.
+INTRO = """# pare-demo
+See how a monocular 3D human mesh regressor thinks: PARE (Part Attention Regressor)
+finds each body part's evidence with an attention map, then regresses that part's
+rotation from what the map looks at. Upload a photo to see the mesh, the 24 part maps
+and the keypoints side by side."""
 
-**Coming next:** image and webcam inference with the mesh overlay, the 24 part-attention
-maps and 2D/3D keypoints side by side, and a 3DPW explorer with ground truth next to the
-predictions. Today this page shows the open SMPL-format body model that the network
-regresses: move the sliders to change its shape.
+UNLOCKS = f"""### Your own files
+- **SMPL** (`SMPL_NEUTRAL.pkl` from smpl.is.tue.mpg.de) in `{paths.SMPL_DIR}` or `$PARE_SMPL_DIR`:
+  the body model official PARE and 3DPW use (`--body-model smpl`).
+- **Official PARE checkpoint**: convert with `python -m pare_demo.convert_official IN.ckpt
+  --out {paths.CHECKPOINTS_DIR}/pare_official.pt`, then start with `--checkpoint` pointing at it.
+- **3DPW** (virtualhumans.mpi-inf.mpg.de/3DPW): evaluation with `python -m training.evaluate`.
 """
 
 
-def build_ui() -> gr.Blocks:
-    model = load_body_model("open")
-    with gr.Blocks(title="pare-demo") as demo:
-        gr.Markdown(COMING)
-        with gr.Row():
-            with gr.Column(scale=1):
-                sliders = [gr.Slider(-3, 3, value=0, step=0.5, label=f"beta {i}") for i in range(4)]
-            with gr.Column(scale=2):
-                plot = gr.Plot(label="Open body model (front and side)")
+class Engine:
+    """The predictor and renderer the handlers share, loaded once and warmed up."""
 
-        def show(*betas):
-            return body_figure(model, list(betas))
+    def __init__(self, checkpoint=None, body_model=None):
+        from pare_demo.predictor import Predictor
+        from pare_demo.render import Renderer
+
+        self.error = None
+        try:
+            self.predictor = Predictor(checkpoint, body_model=body_model)
+            self.renderer = Renderer()
+            start = time.perf_counter()
+            analyse_image(self.predictor, self.renderer, np.full((256, 256, 3), 127, np.uint8))
+            self.warmup_ms = (time.perf_counter() - start) * 1000
+        except (CheckpointError, BodyModelError) as err:
+            self.predictor, self.error = None, str(err)
+
+    def describe(self) -> str:
+        if self.predictor is None:
+            return f"**No network loaded.** {self.error}"
+        meta = self.predictor.meta
+        trained = f" Trained: {meta['source']}." if meta.get("source") else ""
+        return f"**Model:** {self.predictor.description}.{trained} Warm-up took {self.warmup_ms:.0f} ms."
+
+
+def build_ui(engine: Engine) -> gr.Blocks:
+    body_model = load_body_model("open")
+
+    with gr.Blocks(title="pare-demo") as demo:
+        gr.Markdown(INTRO)
+        analysis_state = gr.State(None)
+        with gr.Tab("Image"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    photo = gr.Image(type="numpy", label="Photo", sources=["upload", "clipboard"])
+                    run = gr.Button("Analyse", variant="primary")
+                    examples = sorted(str(p) for p in (paths.ASSETS_DIR / "examples").glob("*.jpg"))
+                    if examples:
+                        gr.Examples(examples, inputs=photo)
+                    status = gr.Markdown()
+                with gr.Column(scale=2):
+                    with gr.Row():
+                        overlay = gr.Image(label="Mesh overlay", interactive=False)
+                        side = gr.Image(label="Side view", interactive=False)
+                        keypoints = gr.Image(label="2D keypoints", interactive=False)
+            with gr.Row():
+                person = gr.Dropdown(label="Person", choices=[], interactive=True)
+                part = gr.Dropdown(label="Body part", choices=list(SMPL_JOINT_NAMES), value="left_wrist",
+                                   interactive=True)
+            with gr.Row():
+                heatmap = gr.Image(label="Part attention", interactive=False)
+                part_map = gr.Image(label="Most likely part per pixel", interactive=False)
+            grid = gr.Image(label="All 24 part-attention maps", interactive=False)
+            with gr.Row():
+                skeleton = gr.Plot(label="3D keypoints")
+                mesh = gr.Model3D(label="Mesh (part colours)")
+            files = gr.File(label="Downloads: mesh (.glb, .obj) and SMPL parameters (.json)", file_count="multiple")
+
+        with gr.Tab("Body model"):
+            gr.Markdown("The open SMPL-format body model (CC0 MakeHuman data): move the sliders to change its shape.")
+            with gr.Row():
+                with gr.Column(scale=1):
+                    sliders = [gr.Slider(-3, 3, value=0, step=0.5, label=f"beta {i}") for i in range(4)]
+                with gr.Column(scale=2):
+                    body_plot = gr.Plot(label="Front and side")
+        with gr.Tab("Model"):
+            gr.Markdown(engine.describe())
+            gr.Markdown(UNLOCKS)
+
+        def person_views(analysis, person_label, part_name):
+            if analysis is None:
+                return None, None, None, None
+            k = max(0, int(str(person_label or "person 1").split()[-1]) - 1)
+            k = min(k, len(analysis.people) - 1)
+            return (analysis.part_heatmap(k, part_name or "left_wrist"), analysis.part_map(k),
+                    analysis.attention_grid(k), analysis.skeleton_3d(k))
+
+        def predict_image(image, part_name):
+            """Image in; overlay, side view, keypoints, attention maps, 3D plot, mesh and files out."""
+            if engine.predictor is None:
+                raise gr.Error(engine.error or "No network loaded.")
+            if image is None:
+                raise gr.Error("Please upload an image first.")
+            try:
+                analysis = analyse_image(engine.predictor, engine.renderer, image)
+            except ImageError as err:
+                raise gr.Error(str(err)) from err
+            people = [f"person {i + 1}" for i in range(len(analysis.people))]
+            views = person_views(analysis, people[0], part_name)
+            file_list = [str(p) for p in analysis.files.values()]
+            return (analysis.overlay, analysis.side, analysis.keypoints, *views, str(analysis.files["glb"]),
+                    file_list, gr.update(choices=people, value=people[0]), analysis.timing_text(), analysis)
+
+        outputs = [overlay, side, keypoints, heatmap, part_map, grid, skeleton, mesh, files, person, status,
+                   analysis_state]
+        run.click(predict_image, inputs=[photo, part], outputs=outputs, api_name="predict_image")
+        for picker in (person, part):
+            picker.change(person_views, inputs=[analysis_state, person, part],
+                          outputs=[heatmap, part_map, grid, skeleton], api_name=False)
+
+        def show_body(*betas):
+            return body_figure(body_model, list(betas))
 
         for slider in sliders:
-            slider.release(show, inputs=sliders, outputs=plot)
-        demo.load(show, inputs=sliders, outputs=plot)
+            slider.release(show_body, inputs=sliders, outputs=body_plot, api_name=False)
+        demo.load(show_body, inputs=sliders, outputs=body_plot, api_name=False)
     return demo
 
 
@@ -52,8 +149,12 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="ask Gradio for a public link")
+    parser.add_argument("--checkpoint", default=None, help="default: the bundled weights")
+    parser.add_argument("--body-model", default=None, help="open, smpl or a file (default: the checkpoint's)")
     args = parser.parse_args()
-    build_ui().queue().launch(server_name=args.host, server_port=args.port, share=args.share)
+    engine = Engine(args.checkpoint, args.body_model)
+    build_ui(engine).queue(default_concurrency_limit=1).launch(
+        server_name=args.host, server_port=args.port, share=args.share)
 
 
 if __name__ == "__main__":

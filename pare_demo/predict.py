@@ -5,7 +5,7 @@
 Writes, per image, DIR/<stem>_person<k>.npz with each person's Prediction fields, and
 the pictures <stem>_overlay.png (meshes on the image), <stem>_side.png, <stem>_attention.png
 (the first person's 24 part maps), <stem>_keypoints.png and <stem>_mesh.glb (everyone,
-Y up). A file that cannot be read is reported on one line and skipped; the exit status is
+part-coloured, Y up). A file that cannot be read is reported on one line and skipped; the exit status is
 1 if any failed.
 """
 from __future__ import annotations
@@ -49,25 +49,17 @@ def prediction_arrays(prediction) -> dict[str, np.ndarray]:
     return out
 
 
-def write_pictures(image: np.ndarray, people, faces: np.ndarray, stem: Path, renderer) -> None:
+def write_pictures(analysis, stem: Path) -> None:
+    """The pictures and the mesh of one analysed image, beside its .npz files."""
+    import shutil
+
     from PIL import Image
 
-    from pare_demo import visualize
-    from pare_demo.render import GL_FLIP, people_meshes
-
-    meshes = people_meshes(people, faces)
-    focal = people[0].focal_length
-    Image.fromarray(renderer.overlay(image, meshes, focal)).save(f"{stem}_overlay.png")
-    Image.fromarray(renderer.side_view(meshes)).save(f"{stem}_side.png")
-    grid = visualize.attention_grid(image, people[0].part_attention_on_image(max_side=400))
-    Image.fromarray(grid).save(f"{stem}_attention.png")
-    skeletons = image
-    for person in people:
-        skeletons = visualize.draw_skeleton(skeletons, person.joints2d)
-    Image.fromarray(skeletons).save(f"{stem}_keypoints.png")
-    everyone = np.concatenate([m.vertices for m in meshes]) @ GL_FLIP.T
-    all_faces = np.concatenate([faces + i * len(m.vertices) for i, m in enumerate(meshes)])
-    visualize.export_glb(everyone, all_faces, f"{stem}_mesh.glb")
+    Image.fromarray(analysis.overlay).save(f"{stem}_overlay.png")
+    Image.fromarray(analysis.side).save(f"{stem}_side.png")
+    Image.fromarray(analysis.attention_grid(0)).save(f"{stem}_attention.png")
+    Image.fromarray(analysis.keypoints).save(f"{stem}_keypoints.png")
+    shutil.copyfile(analysis.files["glb"], f"{stem}_mesh.glb")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,20 +80,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     files = collect_inputs(args.inputs)
+    from pare_demo.analysis import analyse_image
     from pare_demo.render import Renderer
 
     renderer = Renderer()
     failed = 0
     for path in tqdm(files, desc="images", unit="img", disable=len(files) < 2):
         try:
-            people = predictor.predict(load_image(path))
+            analysis = analyse_image(predictor, renderer, load_image(path))
         except ImageError as err:
             failed += 1
             tqdm.write(f"skipped {path}: {err}")
             continue
-        for k, person in enumerate(people):
+        for k, person in enumerate(analysis.people):
             np.savez_compressed(args.out / f"{path.stem}_person{k}.npz", **prediction_arrays(person))
-        write_pictures(load_image(path), people, predictor.faces(), args.out / path.stem, renderer)
+        write_pictures(analysis, args.out / path.stem)
     print(f"{len(files) - failed} of {len(files)} images done, results in {args.out}")
     return 1 if failed else 0
 

@@ -80,12 +80,18 @@ def people_meshes(predictions, faces: np.ndarray, part_colors: np.ndarray | None
 
 
 class Renderer:
-    """One offscreen GL context, reused across frames and resized when the image size changes."""
+    """One offscreen GL context, reused across frames and resized when the image size changes.
+
+    A GL context belongs to the thread that made it current, and servers (Gradio) call from
+    worker threads: so the context lives on one thread of its own and every draw runs there."""
 
     def __init__(self, width: int = 640, height: int = 480):
+        from concurrent.futures import ThreadPoolExecutor
+
         self.pyrender = _import_pyrender()
         self.platform = os.environ.get("PYOPENGL_PLATFORM", "")
-        self._renderer = self.pyrender.OffscreenRenderer(width, height)
+        self._gl_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gl")
+        self._renderer = self._gl_thread.submit(self.pyrender.OffscreenRenderer, width, height).result()
         self.size = (width, height)
         _read_colour_only(self._renderer)
 
@@ -95,10 +101,13 @@ class Renderer:
             self.size = (width, height)
 
     def render(self, meshes: list[MeshToRender], width: int, height: int, focal_length: float,
-               principal_point=None, wireframe: bool = False,
-               background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+               principal_point=None, wireframe: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(RGB float image 0-1 of the meshes, (H, W) coverage 0-1). Depth order between
         meshes is resolved by the z-buffer, so people occlude each other correctly."""
+        return self._gl_thread.submit(self._render, meshes, width, height, focal_length,
+                                      principal_point, wireframe).result()
+
+    def _render(self, meshes, width, height, focal_length, principal_point, wireframe):
         pr = self.pyrender
         self._resize(width, height)
         cx, cy = principal_point if principal_point is not None else (width / 2, height / 2)
@@ -171,7 +180,8 @@ class Renderer:
         return ((rgb * a + np.asarray(background) * (1 - a)) * 255).round().astype(np.uint8)
 
     def close(self) -> None:
-        self._renderer.delete()
+        self._gl_thread.submit(self._renderer.delete).result()
+        self._gl_thread.shutdown()
 
 
 def _read_colour_only(offscreen) -> None:

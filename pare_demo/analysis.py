@@ -1,0 +1,100 @@
+"""Everything the app shows for one image, computed in one place (app.py only wires it up).
+
+    analysis = analyse_image(predictor, renderer, image)
+    analysis.overlay, analysis.side, analysis.keypoints, analysis.attention_grid(person), ...
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pare_demo import visualize
+from pare_demo.body.joint_names import SMPL_JOINT_NAMES
+from pare_demo.images import to_rgb_uint8
+from pare_demo.render import GL_FLIP, Renderer, people_meshes
+
+ATTENTION_MAX_SIDE = 480  # attention maps are warped onto the image at most this large
+
+
+@dataclass
+class ImageAnalysis:
+    image: np.ndarray
+    people: list                 # list[Prediction]
+    faces: np.ndarray
+    overlay: np.ndarray
+    side: np.ndarray
+    keypoints: np.ndarray
+    timings: dict[str, float]
+    device: str
+    files: dict[str, Path] = field(default_factory=dict)
+    _attention: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def attention_on_image(self, person: int) -> np.ndarray:
+        """(24, h, w) maps of one person over the (downscaled) image, cached."""
+        if person not in self._attention:
+            self._attention[person] = self.people[person].part_attention_on_image(ATTENTION_MAX_SIDE)
+        return self._attention[person]
+
+    def small_image(self) -> np.ndarray:
+        import cv2
+
+        h, w = self.image.shape[:2]
+        s = min(1.0, ATTENTION_MAX_SIDE / max(h, w))
+        return cv2.resize(self.image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+    def part_heatmap(self, person: int, part: str) -> np.ndarray:
+        maps = self.attention_on_image(person)
+        return visualize.heatmap_overlay(self.small_image(), maps[SMPL_JOINT_NAMES.index(part)])
+
+    def attention_grid(self, person: int) -> np.ndarray:
+        return visualize.attention_grid(self.small_image(), self.attention_on_image(person), tile=160)
+
+    def part_map(self, person: int) -> np.ndarray:
+        p = self.people[person]
+        return visualize.part_map_overlay(self.image, p.part_logits, p.crop)
+
+    def skeleton_3d(self, person: int):
+        return visualize.skeleton_3d_figure(self.people[person].joints3d, title=f"person {person + 1}")
+
+    def timing_text(self) -> str:
+        stages = ", ".join(f"{k} {v:.0f} ms" for k, v in self.timings.items())
+        return f"{len(self.people)} person(s) on {self.device}: {stages}"
+
+
+def analyse_image(predictor, renderer: Renderer, image, boxes=None, out_dir: Path | None = None) -> ImageAnalysis:
+    """Run the predictor on an image and render every picture and file the app offers."""
+    image = to_rgb_uint8(image)
+    people = predictor.predict(image, boxes)
+    faces = predictor.faces()
+    start = time.perf_counter()
+    meshes = people_meshes(people, faces)
+    overlay = renderer.overlay(image, meshes, people[0].focal_length)
+    side = renderer.side_view(meshes)
+    keypoints = image
+    for p in people:
+        keypoints = visualize.draw_skeleton(keypoints, p.joints2d)
+    timings = dict(people[0].timings, render=(time.perf_counter() - start) * 1000)
+    analysis = ImageAnalysis(image, people, faces, overlay, side, keypoints, timings, predictor.device.type.upper())
+    part_labels = predictor.body_model.part_labels.cpu().numpy()
+    analysis.files = export_files(analysis, part_labels, out_dir or Path(tempfile.mkdtemp(prefix="pare_demo_")))
+    return analysis
+
+
+def export_files(analysis: ImageAnalysis, part_labels: np.ndarray, out_dir: Path) -> dict[str, Path]:
+    """GLB (everyone, part-coloured, Y up), OBJ and SMPL parameters (JSON) for download."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meshes = people_meshes(analysis.people, analysis.faces)
+    vertices = np.concatenate([m.vertices for m in meshes]) @ GL_FLIP.T
+    faces = np.concatenate([analysis.faces + i * len(m.vertices) for i, m in enumerate(meshes)])
+    colors = np.tile(visualize.part_vertex_colors(part_labels), (len(meshes), 1))
+    files = {"glb": visualize.export_glb(vertices, faces, out_dir / "mesh.glb", colors),
+             "obj": visualize.export_obj(vertices, faces, out_dir / "mesh.obj")}
+    params = [visualize.smpl_parameters(p) for p in analysis.people]
+    files["json"] = out_dir / "smpl_parameters.json"
+    files["json"].write_text(json.dumps(params, indent=2))
+    return files
