@@ -18,7 +18,7 @@ from pare_demo.analysis import analyse_image  # noqa: E402
 from pare_demo.body import SMPL_JOINT_NAMES, BodyModelError, load_body_model  # noqa: E402
 from pare_demo.body.preview import body_figure  # noqa: E402
 from pare_demo.checkpoints import CheckpointError  # noqa: E402
-from pare_demo.images import ImageError  # noqa: E402
+from pare_demo.images import ImageError, load_image  # noqa: E402
 
 INTRO = """# pare-demo
 See how a monocular 3D human mesh regressor thinks: PARE (Part Attention Regressor)
@@ -33,6 +33,20 @@ UNLOCKS = f"""### Your own files
   --out {paths.CHECKPOINTS_DIR}/pare_official.pt`, then start with `--checkpoint` pointing at it.
 - **3DPW** (virtualhumans.mpi-inf.mpg.de/3DPW): evaluation with `python -m training.evaluate`.
 """
+
+
+class ImageInput(gr.Image):
+    """gr.Image that passes an unreadable upload on as its file path, so that pare-demo's
+    own reader says what is wrong with it (Gradio's preprocessing would fail silently)."""
+
+    def get_block_name(self) -> str:
+        return "image"
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except Exception:  # noqa: BLE001 - any decoding failure: let load_image explain it
+            return getattr(payload, "path", None)
 
 
 class Engine:
@@ -69,7 +83,8 @@ def build_ui(engine: Engine) -> gr.Blocks:
         with gr.Tab("Image"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    photo = gr.Image(type="numpy", label="Photo", sources=["upload", "clipboard"])
+                    # A file path, so that a broken upload reaches our own reader and its message.
+                    photo = ImageInput(type="filepath", label="Photo", sources=["upload", "clipboard"])
                     run = gr.Button("Analyse", variant="primary")
                     examples = sorted(str(p) for p in (paths.ASSETS_DIR / "examples").glob("*.jpg"))
                     if examples:
@@ -119,7 +134,7 @@ def build_ui(engine: Engine) -> gr.Blocks:
             if image is None:
                 raise gr.Error("Please upload an image first.")
             try:
-                analysis = analyse_image(engine.predictor, engine.renderer, image)
+                analysis = analyse_image(engine.predictor, engine.renderer, load_image(image))
             except ImageError as err:
                 raise gr.Error(str(err)) from err
             people = [f"person {i + 1}" for i in range(len(analysis.people))]

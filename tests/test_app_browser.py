@@ -1,0 +1,112 @@
+"""The real app, served by Gradio, driven by Debian's Chromium through Playwright."""
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = ROOT / "docs"
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(small_checkpoint, tmp_path_factory):
+    """The app on the bundled weights (the untrained test checkpoint until they exist)."""
+    from pare_demo import paths
+
+    checkpoint = paths.BUNDLED_CHECKPOINT if paths.BUNDLED_CHECKPOINT.is_file() else small_checkpoint
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("app") / "app.log", "w")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--checkpoint",
+                             str(checkpoint)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the app exited: {open(log.name).read()[-2000:]}")
+            time.sleep(1)
+    else:
+        proc.kill()
+        raise RuntimeError("the app did not start within 120 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url)
+        page.get_by_role("button", name="Analyse").wait_for(timeout=60000)
+        yield page
+        browser.close()
+
+
+def image_pixels(page, label: str) -> np.ndarray:
+    """The pixels an output image component shows, fetched by the browser."""
+    src = page.locator(f"[data-testid='block-label']:has-text('{label}')").locator(
+        "xpath=ancestor::div[contains(@class,'block')][1]").locator("img").first.get_attribute("src")
+    data = page.evaluate("async (src) => Array.from(new Uint8Array(await (await fetch(src)).arrayBuffer()))", src)
+    import io
+
+    return np.asarray(Image.open(io.BytesIO(bytes(data))).convert("RGB"))
+
+
+def upload(page, path: Path) -> None:
+    page.locator("input[type=file]").first.set_input_files(str(path))
+    page.wait_for_timeout(1500)
+
+
+def test_image_tab_analyses_a_photo_and_recovers_from_a_bad_file(page, tmp_path):
+    photo = ROOT / "assets" / "examples" / "astronaut.jpg"
+    upload(page, photo)
+    page.get_by_role("button", name="Analyse").click()
+    page.get_by_text("person(s) on CPU").wait_for(timeout=90000)
+    overlay = image_pixels(page, "Mesh overlay")
+    original = np.asarray(Image.open(photo).convert("RGB"))
+    assert overlay.shape == original.shape
+    assert np.abs(overlay.astype(int) - original).sum(2).max() > 60  # the mesh is drawn
+    grid = image_pixels(page, "All 24 part-attention maps")
+    assert grid.shape[1] > grid.shape[0]  # 6 x 4 tiles
+    assert page.locator(".js-plotly-plot").count() >= 1
+    for name in ("mesh.glb", "mesh.obj", "smpl_parameters.json"):  # the downloads
+        page.locator(f"a[download='{name}']").first.wait_for(state="attached", timeout=10000)
+    assert page.locator("canvas").count() >= 1  # the Model3D viewer got a mesh to show
+    page.screenshot(path=str(SCREENSHOTS / "app_image_tab.png"), full_page=True)
+
+    # A text file named .png: a readable message, then a good image works again.
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image")
+    upload(page, bad)
+    page.get_by_role("button", name="Analyse").click()
+    page.get_by_text("is not an image that can be read").first.wait_for(timeout=30000)
+    page.reload()
+    page.get_by_role("button", name="Analyse").wait_for(timeout=60000)
+    upload(page, photo)
+    page.get_by_role("button", name="Analyse").click()
+    page.get_by_text("person(s) on CPU").wait_for(timeout=90000)
