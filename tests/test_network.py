@@ -86,3 +86,15 @@ def test_mismatched_weights_are_reported(tmp_path, small_checkpoint):
     save_checkpoint(bad, config, ckpt["state_dict"])
     with pytest.raises(CheckpointError, match="does not fit a resnet50 PARE"):
         load_model(bad)
+
+
+def test_pose_bias_starts_from_an_upright_person():
+    torch.manual_seed(0)
+    model = PARE(default_config("mobilenetv3", pose_bias=True)).eval()
+    with torch.no_grad():
+        model.head.pose_weight.zero_()
+        out = model(torch.randn(1, 3, 224, 224))
+    assert torch.allclose(out.pose[0, 0], torch.diag(torch.tensor([1.0, -1.0, -1.0])), atol=1e-6)
+    assert torch.allclose(out.pose[0, 1:], torch.eye(3).expand(23, 3, 3), atol=1e-6)
+    # Without the flag the head keeps the official layout (no extra tensor).
+    assert "head.pose_bias" not in PARE(default_config("mobilenetv3")).state_dict()

@@ -31,6 +31,10 @@ class HeadConfig:
     # The study's cheaper variant: shape and camera are pooled with attention computed on
     # the part logits average-pooled by this factor (1 = official PARE).
     shape_pool_factor: int = 1
+    # A learnable per-part 6D bias starting at an upright person facing the camera in the
+    # zero pose, so training from scratch starts from a body, not random rotations.
+    # Official PARE has none (False keeps its exact layout).
+    pose_bias: bool = False
 
 
 def _branch(in_channels: int, cfg: HeadConfig) -> nn.Sequential:
@@ -67,6 +71,11 @@ class PareHead(nn.Module):
         # One 128 -> 6 linear map per part (the official locally connected layer).
         self.pose_weight = nn.Parameter(torch.empty(cfg.num_parts, 6, cfg.num_filters))
         nn.init.normal_(self.pose_weight, std=0.01)
+        if cfg.pose_bias:
+            upright = torch.diag(torch.tensor([1.0, -1.0, -1.0]))  # body Y up -> camera y down
+            start = torch.eye(3).repeat(cfg.num_parts, 1, 1)
+            start[0] = upright
+            self.pose_bias = nn.Parameter(start[:, :, :2].reshape(cfg.num_parts, 6))
         flat = cfg.num_parts * cfg.smpl_channels
         self.shape_regressor = nn.Linear(flat, 10)
         self.cam_regressor = nn.Linear(flat, 3)
@@ -80,6 +89,8 @@ class PareHead(nn.Module):
         # locally connected layer's summation order, which the equivalence test pins down).
         weight = self.pose_weight.permute(1, 2, 0)[None]              # (1, 6, 128, 24)
         pose6d = (pooled[:, None] * weight).sum(dim=2).transpose(1, 2)  # (B, 24, 6)
+        if self.cfg.pose_bias:
+            pose6d = pose6d + self.pose_bias
 
         if self.cfg.shape_pool_factor > 1:
             k = self.cfg.shape_pool_factor
