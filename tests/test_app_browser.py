@@ -110,3 +110,15 @@ def test_image_tab_analyses_a_photo_and_recovers_from_a_bad_file(page, tmp_path)
     upload(page, photo)
     page.get_by_role("button", name="Analyse").click()
     page.get_by_text("person(s) on CPU").wait_for(timeout=90000)
+
+
+def test_body_model_and_model_tabs(page):
+    page.get_by_role("tab", name="Body model").click()
+    plot = page.locator("[data-testid='block-label']:has-text('Front and side')").locator(
+        "xpath=ancestor::div[contains(@class,'block')][1]").locator("img")
+    plot.first.wait_for(timeout=60000)
+    page.screenshot(path=str(SCREENSHOTS / "app_body_model_tab.png"), full_page=True)
+    page.get_by_role("tab", name="Model", exact=True).click()
+    page.get_by_text("PARE from").first.wait_for(timeout=10000)
+    assert page.get_by_text("SMPL_NEUTRAL.pkl").count() >= 1
+    page.screenshot(path=str(SCREENSHOTS / "app_model_tab.png"), full_page=True)
