@@ -97,7 +97,7 @@ def test_image_tab_analyses_a_photo_and_recovers_from_a_bad_file(page, tmp_path)
     for name in ("mesh.glb", "mesh.obj", "smpl_parameters.json"):  # the downloads
         page.locator(f"a[download='{name}']").first.wait_for(state="attached", timeout=10000)
     assert page.locator("canvas").count() >= 1  # the Model3D viewer got a mesh to show
-    page.screenshot(path=str(SCREENSHOTS / "app_image_tab.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "app_image_tab.jpg"), full_page=True, type="jpeg", quality=80)
 
     # A text file named .png: a readable message, then a good image works again.
     bad = tmp_path / "notes.png"
@@ -117,8 +117,8 @@ def test_body_model_and_model_tabs(page):
     plot = page.locator("[data-testid='block-label']:has-text('Front and side')").locator(
         "xpath=ancestor::div[contains(@class,'block')][1]").locator("img")
     plot.first.wait_for(timeout=60000)
-    page.screenshot(path=str(SCREENSHOTS / "app_body_model_tab.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "app_body_model_tab.jpg"), full_page=True, type="jpeg", quality=80)
     page.get_by_role("tab", name="Model", exact=True).click()
     page.get_by_text("PARE from").first.wait_for(timeout=10000)
     assert page.get_by_text("SMPL_NEUTRAL.pkl").count() >= 1
-    page.screenshot(path=str(SCREENSHOTS / "app_model_tab.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "app_model_tab.jpg"), full_page=True, type="jpeg", quality=80)
