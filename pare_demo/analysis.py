@@ -41,6 +41,7 @@ class ImageAnalysis:
         return self._attention[person]
 
     def small_image(self) -> np.ndarray:
+        """The image at the size the attention maps are shown (longer side ATTENTION_MAX_SIDE at most)."""
         import cv2
 
         h, w = self.image.shape[:2]
@@ -55,8 +56,11 @@ class ImageAnalysis:
         return visualize.attention_grid(self.small_image(), self.attention_on_image(person), tile=160)
 
     def part_map(self, person: int) -> np.ndarray:
+        """Most likely part per pixel, on the small image: warping 25 maps onto a
+        full-resolution photo would take gigabytes for a 12-megapixel one."""
+        small = self.small_image()
         p = self.people[person]
-        return visualize.part_map_overlay(self.image, p.part_logits, p.crop)
+        return visualize.part_map_overlay(small, p.part_logits, p.crop.scaled(small.shape[1] / self.image.shape[1]))
 
     def skeleton_3d(self, person: int):
         return visualize.skeleton_3d_figure(self.people[person].joints3d, title=f"person {person + 1}")
@@ -81,14 +85,14 @@ def analyse_image(predictor, renderer: Renderer, image, boxes=None, out_dir: Pat
     timings = dict(people[0].timings, render=(time.perf_counter() - start) * 1000)
     analysis = ImageAnalysis(image, people, faces, overlay, side, keypoints, timings, predictor.device.type.upper())
     part_labels = predictor.body_model.part_labels.cpu().numpy()
-    analysis.files = export_files(analysis, part_labels, out_dir or Path(tempfile.mkdtemp(prefix="pare_demo_")))
+    analysis.files = export_files(analysis, meshes, part_labels,
+                                  out_dir or Path(tempfile.mkdtemp(prefix="pare_demo_")))
     return analysis
 
 
-def export_files(analysis: ImageAnalysis, part_labels: np.ndarray, out_dir: Path) -> dict[str, Path]:
+def export_files(analysis: ImageAnalysis, meshes, part_labels: np.ndarray, out_dir: Path) -> dict[str, Path]:
     """GLB (everyone, part-coloured, Y up), OBJ and SMPL parameters (JSON) for download."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    meshes = people_meshes(analysis.people, analysis.faces)
     vertices = np.concatenate([m.vertices for m in meshes]) @ GL_FLIP.T
     faces = np.concatenate([analysis.faces + i * len(m.vertices) for i, m in enumerate(meshes)])
     colors = np.tile(visualize.part_vertex_colors(part_labels), (len(meshes), 1))

@@ -25,6 +25,10 @@ class Crop:
         """(2, 3) crop -> full image."""
         return cv2.invertAffineTransform(self.affine)
 
+    def scaled(self, factor: float) -> "Crop":
+        """The same crop of the image resized by `factor`."""
+        return make_crop(self.center * factor, self.size * factor, self.out_size)
+
 
 def square_around(box, scale: float = DEFAULT_SCALE) -> tuple[np.ndarray, float]:
     """Centre and side of the square crop for box (x0, y0, x1, y1)."""

@@ -54,8 +54,8 @@ class Prediction:
         longer side is max_side), normalised so each map's peak is 1."""
         w, h = self.image_size
         s = 1.0 if max_side is None else min(1.0, max_side / max(w, h))
-        crop = make_crop(self.crop.center * s, self.crop.size * s, self.crop.out_size)
-        maps = crop_map_to_image(self.part_attention, crop, (max(1, round(h * s)), max(1, round(w * s))))
+        maps = crop_map_to_image(self.part_attention, self.crop.scaled(s),
+                                 (max(1, round(h * s)), max(1, round(w * s))))
         return maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-12)
 
 
@@ -143,8 +143,8 @@ class Predictor:
         crops, crops_full = [], []
         for det in detections:
             center, side = square_around(det.box)
-            crops.append(crop_image(work, make_crop(center, side, size)))
             crops_full.append(make_crop(center / scale, side / scale, size))
+            crops.append(crop_image(work, crops_full[-1].scaled(scale)))
         batch = self.normalise(np.stack(crops))
         lap("crop")
 
