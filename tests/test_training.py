@@ -179,3 +179,28 @@ def test_evaluation_of_a_known_perturbation(synthetic, small_checkpoint, body_mo
         moved = np.linalg.norm(r.pred_eval_joints - r.gt_eval_joints, axis=1) * 1000
         assert moved[left_arm[0]] > 100 and np.delete(moved, left_arm).max() < 1.0
         assert abs(r.mpjpe - moved.mean()) < 1e-2
+
+
+def test_backbone_comparison_trains_evaluates_and_times_each(synthetic, tmp_path):
+    import yaml
+
+    from training.compare_backbones import compare, table
+
+    synth.generate(synthetic, sequences=1, frames=3, seed=7, size=160, split="test")
+    config = {
+        "model": {"backbone": "mobilenetv3", "body_model": "open", "input_size": 96},
+        "data": {"sources": [{"kind": "synthetic", "root": str(synthetic)}], "val_split": "validation", "val_limit": 4},
+        "train": {"run_dir": "unused", "batch_size": 4, "lr": 1e-3, "epochs": 5, "workers": 0, "seed": 0},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    rows = compare(str(path), synthetic, tmp_path / "cmp", backbones=("mobilenetv3", "resnet50"), steps=2,
+                   batch=2, every=1)
+    assert [r["backbone"] for r in rows] == ["mobilenetv3", "resnet50"]
+    for r in rows:
+        assert (tmp_path / "cmp" / r["backbone"] / "best.pt").is_file()
+        assert r["input_size"] == 96 and r["test_frames"] == 3
+        assert all(np.isfinite(r[k]) and r[k] > 0 for k in ("mpjpe", "pa_mpjpe", "pve", "network_ms"))
+    # A ResNet-50 has several times the parameters of the MobileNetV3 network.
+    assert rows[1]["parameters_m"] > 3 * rows[0]["parameters_m"]
+    assert table(rows).count("\n") == 3
