@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
 
 from pare_demo import paths  # noqa: E402
 from pare_demo.analysis import analyse_image  # noqa: E402
-from pare_demo.body import SMPL_JOINT_NAMES, BodyModelError, load_body_model  # noqa: E402
+from pare_demo.body import SMPL_JOINT_NAMES, load_body_model  # noqa: E402
 from pare_demo.body.preview import body_figure  # noqa: E402
-from pare_demo.checkpoints import CheckpointError  # noqa: E402
+from pare_demo.engine import Engine, available_body_models, available_checkpoints  # noqa: E402
 from pare_demo.images import ImageError, load_image  # noqa: E402
 
 INTRO = """# pare-demo
@@ -49,35 +47,11 @@ class ImageInput(gr.Image):
             return getattr(payload, "path", None)
 
 
-class Engine:
-    """The predictor and renderer the handlers share, loaded once and warmed up."""
-
-    def __init__(self, checkpoint=None, body_model=None):
-        from pare_demo.predictor import Predictor
-        from pare_demo.render import Renderer
-
-        self.error = None
-        try:
-            self.predictor = Predictor(checkpoint, body_model=body_model)
-            self.renderer = Renderer()
-            start = time.perf_counter()
-            analyse_image(self.predictor, self.renderer, np.full((256, 256, 3), 127, np.uint8))
-            self.warmup_ms = (time.perf_counter() - start) * 1000
-        except (CheckpointError, BodyModelError) as err:
-            self.predictor, self.error = None, str(err)
-
-    def describe(self) -> str:
-        if self.predictor is None:
-            return f"**No network loaded.** {self.error}"
-        meta = self.predictor.meta
-        trained = f" Trained: {meta['source']}." if meta.get("source") else ""
-        return f"**Model:** {self.predictor.description}.{trained} Warm-up took {self.warmup_ms:.0f} ms."
-
-
 def build_ui(engine: Engine) -> gr.Blocks:
     body_model = load_body_model("open")
 
-    with gr.Blocks(title="pare-demo") as demo:
+    # delete_cache: Gradio's copies of our outputs go after an hour (checked every 30 minutes).
+    with gr.Blocks(title="pare-demo", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(INTRO)
         analysis_state = gr.State(None)
         with gr.Tab("Image"):
@@ -116,7 +90,16 @@ def build_ui(engine: Engine) -> gr.Blocks:
                 with gr.Column(scale=2):
                     body_plot = gr.Plot(label="Front and side")
         with gr.Tab("Model"):
-            gr.Markdown(engine.describe())
+            model_text = gr.Markdown(engine.describe())
+            with gr.Row():
+                checkpoints = available_checkpoints(engine.extra_checkpoint)
+                checkpoint_pick = gr.Dropdown(label="Checkpoint", choices=list(checkpoints),
+                                              value=_current_checkpoint(engine, checkpoints), interactive=True)
+                body_pick = gr.Dropdown(label="Body model", choices=available_body_models(),
+                                        value=engine.predictor.body_model.model_name if engine.predictor else "open",
+                                        interactive=True)
+                load_button = gr.Button("Load")
+                rescan = gr.Button("Look for new files")
             gr.Markdown(UNLOCKS)
 
         def person_views(analysis, person_label, part_name):
@@ -129,12 +112,13 @@ def build_ui(engine: Engine) -> gr.Blocks:
 
         def predict_image(image, part_name):
             """Image in; overlay, side view, keypoints, attention maps, 3D plot, mesh and files out."""
-            if engine.predictor is None:
+            predictor = engine.predictor  # a model switch during this request does not affect it
+            if predictor is None:
                 raise gr.Error(engine.error or "No network loaded.")
             if image is None:
                 raise gr.Error("Please upload an image first.")
             try:
-                analysis = analyse_image(engine.predictor, engine.renderer, load_image(image))
+                analysis = analyse_image(predictor, engine.renderer, load_image(image), out_dir=engine.output_dir())
             except ImageError as err:
                 raise gr.Error(str(err)) from err
             people = [f"person {i + 1}" for i in range(len(analysis.people))]
@@ -150,6 +134,22 @@ def build_ui(engine: Engine) -> gr.Blocks:
             picker.change(person_views, inputs=[analysis_state, person, part],
                           outputs=[heatmap, part_map, grid, skeleton], api_name=False)
 
+        def switch_model(label, body_name):
+            path = available_checkpoints(engine.extra_checkpoint).get(label)
+            if path is None:
+                raise gr.Error(f"{label} is no longer in {paths.CHECKPOINTS_DIR}.")
+            if not engine.load(path, body_name):
+                gr.Warning(f"Kept the current model: {engine.error}")
+            return engine.describe()
+
+        def rescan_files():
+            found = available_checkpoints(engine.extra_checkpoint)
+            return (gr.update(choices=list(found), value=_current_checkpoint(engine, found)),
+                    gr.update(choices=available_body_models()))
+
+        load_button.click(switch_model, inputs=[checkpoint_pick, body_pick], outputs=model_text, api_name=False)
+        rescan.click(rescan_files, outputs=[checkpoint_pick, body_pick], api_name=False)
+
         def show_body(*betas):
             return body_figure(body_model, list(betas))
 
@@ -157,6 +157,13 @@ def build_ui(engine: Engine) -> gr.Blocks:
             slider.release(show_body, inputs=sliders, outputs=body_plot, api_name=False)
         demo.load(show_body, inputs=sliders, outputs=body_plot, api_name=False)
     return demo
+
+
+def _current_checkpoint(engine: Engine, found: dict) -> str | None:
+    if engine.predictor is None:
+        return None
+    current = engine.predictor.checkpoint_path.resolve()
+    return next((label for label, path in found.items() if path.resolve() == current), None)
 
 
 def main() -> None:
@@ -168,8 +175,13 @@ def main() -> None:
     parser.add_argument("--body-model", default=None, help="open, smpl or a file (default: the checkpoint's)")
     args = parser.parse_args()
     engine = Engine(args.checkpoint, args.body_model)
-    build_ui(engine).queue(default_concurrency_limit=1).launch(
-        server_name=args.host, server_port=args.port, share=args.share)
+    # Gradio serves only its own cache (every output is copied there): no allowed_paths.
+    demo = build_ui(engine)
+    try:
+        demo.queue(default_concurrency_limit=1).launch(server_name=args.host, server_port=args.port,
+                                                       share=args.share)
+    finally:
+        engine.close()
 
 
 if __name__ == "__main__":

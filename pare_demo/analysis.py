@@ -15,15 +15,16 @@ import numpy as np
 
 from pare_demo import visualize
 from pare_demo.body.joint_names import SMPL_JOINT_NAMES
-from pare_demo.images import to_rgb_uint8
+from pare_demo.images import check_size, to_rgb_uint8
 from pare_demo.render import GL_FLIP, Renderer, people_meshes
 
 ATTENTION_MAX_SIDE = 480  # attention maps are warped onto the image at most this large
+DISPLAY_MAX_SIDE = 1600   # pictures are drawn at most this large: a browser shows no more
 
 
 @dataclass
 class ImageAnalysis:
-    image: np.ndarray
+    image: np.ndarray            # the input, downscaled to DISPLAY_MAX_SIDE at most
     people: list                 # list[Prediction]
     faces: np.ndarray
     overlay: np.ndarray
@@ -44,9 +45,8 @@ class ImageAnalysis:
         """The image at the size the attention maps are shown (longer side ATTENTION_MAX_SIDE at most)."""
         import cv2
 
-        h, w = self.image.shape[:2]
-        s = min(1.0, ATTENTION_MAX_SIDE / max(h, w))
-        return cv2.resize(self.image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        h, w = self.attention_on_image(0).shape[1:]
+        return cv2.resize(self.image, (w, h), interpolation=cv2.INTER_AREA)
 
     def part_heatmap(self, person: int, part: str) -> np.ndarray:
         maps = self.attention_on_image(person)
@@ -60,7 +60,7 @@ class ImageAnalysis:
         full-resolution photo would take gigabytes for a 12-megapixel one."""
         small = self.small_image()
         p = self.people[person]
-        return visualize.part_map_overlay(small, p.part_logits, p.crop.scaled(small.shape[1] / self.image.shape[1]))
+        return visualize.part_map_overlay(small, p.part_logits, p.crop.scaled(small.shape[1] / p.image_size[0]))
 
     def skeleton_3d(self, person: int):
         return visualize.skeleton_3d_figure(self.people[person].joints3d, title=f"person {person + 1}")
@@ -72,22 +72,35 @@ class ImageAnalysis:
 
 def analyse_image(predictor, renderer: Renderer, image, boxes=None, out_dir: Path | None = None) -> ImageAnalysis:
     """Run the predictor on an image and render every picture and file the app offers."""
-    image = to_rgb_uint8(image)
+    image = check_size(to_rgb_uint8(image))
     people = predictor.predict(image, boxes)
     faces = predictor.faces()
     start = time.perf_counter()
+    display, scale = _display_size(image)
     meshes = people_meshes(people, faces)
-    overlay = renderer.overlay(image, meshes, people[0].focal_length)
+    # A smaller picture of the same camera: focal length and principal point scale with it.
+    overlay = renderer.overlay(display, meshes, people[0].focal_length * scale, people[0].principal_point * scale)
     side = renderer.side_view(meshes)
-    keypoints = image
+    keypoints = display
     for p in people:
-        keypoints = visualize.draw_skeleton(keypoints, p.joints2d)
+        keypoints = visualize.draw_skeleton(keypoints, p.joints2d * scale)
     timings = dict(people[0].timings, render=(time.perf_counter() - start) * 1000)
-    analysis = ImageAnalysis(image, people, faces, overlay, side, keypoints, timings, predictor.device.type.upper())
+    analysis = ImageAnalysis(display, people, faces, overlay, side, keypoints, timings, predictor.device.type.upper())
     part_labels = predictor.body_model.part_labels.cpu().numpy()
     analysis.files = export_files(analysis, meshes, part_labels,
                                   out_dir or Path(tempfile.mkdtemp(prefix="pare_demo_")))
     return analysis
+
+
+def _display_size(image: np.ndarray) -> tuple[np.ndarray, float]:
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(1.0, DISPLAY_MAX_SIDE / max(h, w))
+    if scale == 1.0:
+        return image, 1.0
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), size[0] / w
 
 
 def export_files(analysis: ImageAnalysis, meshes, part_labels: np.ndarray, out_dir: Path) -> dict[str, Path]:

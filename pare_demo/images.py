@@ -9,6 +9,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000          # larger images are downscaled before processing
 TARGET_PIXELS_WHEN_HUGE = 12_000_000
+MIN_SIDE = 32                    # smaller images cannot show a person the network can read
 
 # Pillow refuses > ~179 MP as a decompression bomb; allow up to this many, downscale after.
 Image.MAX_IMAGE_PIXELS = 250_000_000
@@ -32,6 +33,15 @@ def load_image(source) -> np.ndarray:
             raise ImageError(f"{path.name} is not an image that can be read ({err}).") from err
         return to_rgb_uint8(image)
     return to_rgb_uint8(source)
+
+
+def check_size(image: np.ndarray) -> np.ndarray:
+    """The image itself, or an ImageError when it is too small to show anybody."""
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ImageError(f"The image is only {w}x{h} pixels: too small to find a person in. "
+                         f"Use one at least {MIN_SIDE} pixels on each side.")
+    return image
 
 
 def to_rgb_uint8(image) -> np.ndarray:

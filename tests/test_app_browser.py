@@ -122,3 +122,14 @@ def test_body_model_and_model_tabs(page):
     page.get_by_text("PARE from").first.wait_for(timeout=10000)
     assert page.get_by_text("SMPL_NEUTRAL.pkl").count() >= 1
     page.screenshot(path=str(SCREENSHOTS / "app_model_tab.jpg"), full_page=True, type="jpeg", quality=80)
+
+
+def test_only_gradio_outputs_are_served(app_url):
+    """Files of the repository, the user's runs or the system are never served."""
+    import urllib.error
+
+    for path in (ROOT / "app.py", ROOT / "assets" / "checkpoints" / "pare_bundled.pt", Path("/etc/passwd"),
+                 "assets/examples/astronaut.jpg", "../../../etc/passwd"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{app_url}gradio_api/file={path}", timeout=10)
+        assert refused.value.code in (403, 404)

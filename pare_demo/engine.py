@@ -1,0 +1,105 @@
+"""What the app's handlers share: one predictor and one renderer, warmed up at start,
+switchable to another checkpoint or body model without restarting.
+
+    engine = Engine()                       # bundled weights, open body model
+    engine.load("assets/checkpoints/pare_official.pt", "smpl")
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pare_demo import paths
+from pare_demo.body import BodyModelError
+from pare_demo.body.model import find_smpl_file
+from pare_demo.checkpoints import CheckpointError
+# torch (through the predictor) must be loaded before the renderer opens an EGL context:
+# the other order crashes the process inside torch's import.
+from pare_demo.analysis import analyse_image
+from pare_demo.predictor import Predictor
+
+BUNDLED = "bundled"
+OUTPUT_SLOTS = 16  # download folders kept at once: older requests' files are overwritten
+
+
+def available_checkpoints(extra: str | Path | None = None) -> dict[str, Path]:
+    """Label -> file: the bundled weights, every .pt in the checkpoints folder, and `extra`."""
+    found = {BUNDLED: paths.BUNDLED_CHECKPOINT} if paths.BUNDLED_CHECKPOINT.is_file() else {}
+    for path in sorted(paths.CHECKPOINTS_DIR.glob("*.pt")):
+        if path != paths.BUNDLED_CHECKPOINT:
+            found[path.name] = path
+    if extra is not None and Path(extra).resolve() not in {p.resolve() for p in found.values()}:
+        found[Path(extra).name] = Path(extra)
+    return found
+
+
+def available_body_models() -> list[str]:
+    """'open' always; 'smpl' when the user's SMPL file is where pare-demo looks for it."""
+    try:
+        find_smpl_file()
+        return ["open", "smpl"]
+    except BodyModelError:
+        return ["open"]
+
+
+class Engine:
+    def __init__(self, checkpoint: str | Path | None = None, body_model: str | None = None,
+                 device: str = "auto"):
+        from pare_demo.render import Renderer
+
+        self.device = device
+        self.predictor = None
+        self.error = None
+        self.warmup_ms = 0.0
+        self.extra_checkpoint = checkpoint
+        self.renderer = Renderer()
+        self._lock = threading.Lock()
+        self._output_root = Path(tempfile.mkdtemp(prefix="pare_demo_outputs_"))
+        self._next_slot = 0
+        self._slot_lock = threading.Lock()
+        self.load(checkpoint, body_model)
+
+    def load(self, checkpoint: str | Path | None = None, body_model: str | None = None) -> bool:
+        """Switch to another network/body model; on failure the current one stays and
+        `error` says why. Requests already running finish on the model they started with."""
+        with self._lock:
+            try:
+                predictor = Predictor(checkpoint, body_model=body_model, device=self.device)
+                start = time.perf_counter()
+                # Warm up now, so that the first user request does not pay for it.
+                analyse_image(predictor, self.renderer, np.full((256, 256, 3), 127, np.uint8),
+                              out_dir=self.output_dir())
+                self.warmup_ms = (time.perf_counter() - start) * 1000
+            except (CheckpointError, BodyModelError) as err:
+                self.error = str(err)
+                return False
+            self.predictor, self.error = predictor, None
+            return True
+
+    def output_dir(self) -> Path:
+        """A folder for one request's downloads. Gradio copies returned files into its own
+        cache, so a few rotating folders suffice and nothing piles up in /tmp."""
+        with self._slot_lock:
+            slot = self._output_root / f"{self._next_slot % OUTPUT_SLOTS:02d}"
+            self._next_slot += 1
+        shutil.rmtree(slot, ignore_errors=True)
+        slot.mkdir(parents=True)
+        return slot
+
+    def close(self) -> None:
+        shutil.rmtree(self._output_root, ignore_errors=True)
+        self.renderer.close()
+
+    def describe(self) -> str:
+        if self.predictor is None:
+            return f"**No network loaded.** {self.error}"
+        meta = self.predictor.meta
+        trained = f" Trained: {meta['source']}." if meta.get("source") else ""
+        note = f"\n\n**Could not switch:** {self.error}" if self.error else ""
+        return (f"**Model:** {self.predictor.description}.{trained} "
+                f"Warm-up took {self.warmup_ms:.0f} ms.{note}")

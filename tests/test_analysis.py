@@ -1,0 +1,53 @@
+"""What the app computes per image, and the engine that switches models under it."""
+import numpy as np
+import pytest
+
+from pare_demo.analysis import DISPLAY_MAX_SIDE, analyse_image
+from pare_demo.engine import OUTPUT_SLOTS, Engine
+from pare_demo.images import ImageError
+
+
+@pytest.fixture(scope="module")
+def engine(small_checkpoint):
+    engine = Engine(small_checkpoint)
+    yield engine
+    engine.close()
+
+
+def test_tiny_images_are_refused_with_a_reason(engine):
+    with pytest.raises(ImageError, match="10x10 pixels: too small"):
+        analyse_image(engine.predictor, engine.renderer, np.zeros((10, 10, 3), np.uint8))
+
+
+def test_a_60_megapixel_photo_is_drawn_at_display_size(engine, tmp_path):
+    image = np.zeros((6000, 10000, 3), np.uint8)
+    image[:, :, 1] = np.linspace(0, 255, 10000, dtype=np.uint8)  # something to look at
+    box = np.array([[3000, 1000, 6000, 5800]])
+    analysis = analyse_image(engine.predictor, engine.renderer, image, boxes=box, out_dir=tmp_path)
+    person = analysis.people[0]
+    assert person.image_size == (10000, 6000)
+    np.testing.assert_allclose(person.bbox, box[0], atol=1e-6)  # full-image coordinates
+    assert analysis.overlay.shape == analysis.keypoints.shape == (960, DISPLAY_MAX_SIDE, 3)
+    # The display picture is the photo shrunk, so its colour ramp is unchanged in proportion.
+    assert abs(int(analysis.image[480, 800, 1]) - 127) <= 2
+    small = analysis.small_image()
+    assert analysis.part_heatmap(0, "head").shape == small.shape == analysis.part_map(0).shape
+    assert set(analysis.files) == {"glb", "obj", "json"} and all(p.parent == tmp_path for p in analysis.files.values())
+
+
+def test_engine_keeps_its_model_when_a_switch_fails(engine, tmp_path):
+    before = engine.predictor
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    assert engine.load(broken) is False
+    assert engine.predictor is before and "broken.pt" in engine.error
+    assert "Could not switch" in engine.describe()
+
+
+def test_engine_output_folders_rotate_and_start_empty(engine):
+    first = engine.output_dir()
+    (first / "old.glb").write_bytes(b"x")
+    folders = [engine.output_dir() for _ in range(OUTPUT_SLOTS - 1)]
+    assert first not in folders and len(set(folders)) == OUTPUT_SLOTS - 1
+    again = engine.output_dir()  # the ring comes round: the old files are gone
+    assert again == first and not any(again.iterdir())
