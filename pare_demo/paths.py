@@ -21,3 +21,7 @@ def cache_dir() -> Path:
 
 CHECKPOINTS_DIR = ASSETS_DIR / "checkpoints"
 BUNDLED_CHECKPOINT = CHECKPOINTS_DIR / "pare_bundled.pt"
+
+# A small synthetic set in 3DPW's layout, so the app's 3DPW explorer works out of the box.
+SAMPLES_DIR = ASSETS_DIR / "samples"
+SAMPLE_PW3D_DIR = SAMPLES_DIR / "pw3d_sample"
