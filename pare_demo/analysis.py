@@ -63,7 +63,8 @@ class ImageAnalysis:
         return visualize.part_map_overlay(small, p.part_logits, p.crop.scaled(small.shape[1] / p.image_size[0]))
 
     def skeleton_3d(self, person: int):
-        return visualize.skeleton_3d_figure(self.people[person].joints3d, title=f"person {person + 1}")
+        # Camera frame (y down) turned 180 degrees about x, so the figure's y is up.
+        return visualize.skeleton_3d_figure(self.people[person].joints3d @ GL_FLIP.T, title=f"person {person + 1}")
 
     def timing_text(self) -> str:
         stages = ", ".join(f"{k} {v:.0f} ms" for k, v in self.timings.items())

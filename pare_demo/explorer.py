@@ -33,7 +33,7 @@ from pare_demo.data.samples import Sample
 from pare_demo.evaluation import FrameResult, evaluate_samples
 from pare_demo.images import load_image
 from pare_demo.predictor import Prediction
-from pare_demo.render import MeshToRender
+from pare_demo.render import GL_FLIP, MeshToRender
 
 LAYOUT = "ROOT/sequenceFiles/{train,validation,test}/*.pkl and ROOT/imageFiles/<sequence>/image_XXXXX.jpg"
 GET_3DPW = ("3DPW is at https://virtualhumans.mpi-inf.mpg.de/3DPW: unzip imageFiles.zip and "
@@ -240,9 +240,9 @@ class Explorer:
                                         prediction.principal_point * scale, opacity=OVERLAY_OPACITY)
         keypoints = visualize.draw_skeleton(display, prediction.joints2d * scale, ground_truth=s.joints2d * scale)
         gt_joints = gt.joints[0, :24].cpu().numpy()
-        y_up = np.array([1.0, -1.0, 1.0])  # camera y points down; the figure wants it up
-        skeleton = visualize.skeleton_3d_figure((prediction.joints3d - prediction.joints3d[0]) * y_up,
-                                                (gt_joints - gt_joints[0]) * y_up,
+        # Camera frame (y down, z forward) turned 180 degrees about x: y up, a proper rotation.
+        skeleton = visualize.skeleton_3d_figure((prediction.joints3d - prediction.joints3d[0]) @ GL_FLIP.T,
+                                                (gt_joints - gt_joints[0]) @ GL_FLIP.T,
                                                 title=f"{sequence} frame {frame}, person {person + 1}")
         return FrameView(s, result, prediction, display, overlay, keypoints, joint_errors_figure(result), skeleton)
 

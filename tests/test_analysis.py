@@ -51,3 +51,26 @@ def test_engine_output_folders_rotate_and_start_empty(engine):
     assert first not in folders and len(set(folders)) == OUTPUT_SLOTS - 1
     again = engine.output_dir()  # the ring comes round: the old files are gone
     assert again == first and not any(again.iterdir())
+
+
+def test_3d_keypoints_figure_shows_an_upright_person_head_up():
+    """Predictions live in the camera frame (y down); the figure's vertical axis must be up."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from pare_demo.analysis import ImageAnalysis
+    from pare_demo.body import SMPL_JOINT_NAMES, load_body_model
+
+    body = load_body_model("open")
+    # An upright person facing the camera, as the camera frame sees them: turned 180 degrees about x.
+    joints = body(global_orient=torch.tensor([[np.pi, 0.0, 0.0]])).joints[0, :24].detach().numpy()
+    analysis = ImageAnalysis(None, [SimpleNamespace(joints3d=joints)], None, None, None, None, {}, "CPU")
+    figure = analysis.skeleton_3d(0)
+    markers = next(t for t in figure.data if t.mode == "markers")
+    up = np.asarray(markers.z)  # plotly's vertical axis
+    head, pelvis = SMPL_JOINT_NAMES.index("head"), SMPL_JOINT_NAMES.index("pelvis")
+    assert up[head] - up[pelvis] > 0.3
+    # A rotation, not a mirror: the person's left hand stays on the viewer's right.
+    across = np.asarray(markers.x)
+    assert across[SMPL_JOINT_NAMES.index("left_wrist")] > across[SMPL_JOINT_NAMES.index("right_wrist")]

@@ -64,12 +64,12 @@ def test_frame_view_matches_evaluation_and_ground_truth(explorer, predictor, roo
     assert len(mpjpe_bars) == 14 and mpjpe_bars.mean() == pytest.approx(ref.mpjpe, abs=1e-3)
     assert np.allclose(pa_bars, ref.joint_errors)
 
-    # 3D plot: the ground truth is the dataset's joints seen by its camera, root-aligned, y up
-    # (plot axes x, z, y).
+    # 3D plot: the ground truth is the dataset's joints seen by its camera, root-aligned, turned
+    # 180 degrees about x so y is up (plot axes x, z, y).
     seq = read_sequence_file(root / "sequenceFiles" / "test" / f"{TWO_PEOPLE}.pkl")
     world = seq["jointPositions"][1][2].reshape(24, 3)
     cam = world @ seq["cam_poses"][2][:3, :3].T + seq["cam_poses"][2][:3, 3]
-    expected = (cam - cam[0]) * [1, -1, 1]
+    expected = (cam - cam[0]) * [1, -1, -1]
     gt = next(t for t in view.skeleton_3d.data if t.name == "ground truth" and t.mode == "markers")
     assert np.abs(np.stack([gt.x, gt.z, gt.y], 1) - expected).max() < 1e-4
     assert any(t.name == "error" for t in view.skeleton_3d.data)
