@@ -22,6 +22,31 @@ ATTENTION_MAX_SIDE = 480  # attention maps are warped onto the image at most thi
 DISPLAY_MAX_SIDE = 1600   # pictures are drawn at most this large: a browser shows no more
 
 
+class AttentionViews:
+    """One person's part-attention pictures over an image: the heatmap of one part, the grid
+    of all 24 and the most likely part per pixel. Drawn on a small copy of the image (longer
+    side ATTENTION_MAX_SIDE): warping 25 maps onto a 12-megapixel photo takes gigabytes."""
+
+    def __init__(self, image: np.ndarray, prediction):
+        import cv2
+
+        self.prediction = prediction
+        self.maps = prediction.part_attention_on_image(ATTENTION_MAX_SIDE)  # (24, h, w), peak 1
+        h, w = self.maps.shape[1:]
+        self.small_image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+
+    def heatmap(self, part: str) -> np.ndarray:
+        return visualize.heatmap_overlay(self.small_image, self.maps[SMPL_JOINT_NAMES.index(part)])
+
+    def grid(self) -> np.ndarray:
+        return visualize.attention_grid(self.small_image, self.maps, tile=160)
+
+    def part_map(self) -> np.ndarray:
+        p = self.prediction
+        scale = self.small_image.shape[1] / p.image_size[0]
+        return visualize.part_map_overlay(self.small_image, p.part_logits, p.crop.scaled(scale))
+
+
 @dataclass
 class ImageAnalysis:
     image: np.ndarray            # the input, downscaled to DISPLAY_MAX_SIDE at most
@@ -33,34 +58,24 @@ class ImageAnalysis:
     timings: dict[str, float]
     device: str
     files: dict[str, Path] = field(default_factory=dict)
-    _attention: dict[int, np.ndarray] = field(default_factory=dict)
+    _attention: dict = field(default_factory=dict)
 
-    def attention_on_image(self, person: int) -> np.ndarray:
-        """(24, h, w) maps of one person over the (downscaled) image, cached."""
+    def attention(self, person: int) -> AttentionViews:
         if person not in self._attention:
-            self._attention[person] = self.people[person].part_attention_on_image(ATTENTION_MAX_SIDE)
+            self._attention[person] = AttentionViews(self.image, self.people[person])
         return self._attention[person]
 
     def small_image(self) -> np.ndarray:
-        """The image at the size the attention maps are shown (longer side ATTENTION_MAX_SIDE at most)."""
-        import cv2
-
-        h, w = self.attention_on_image(0).shape[1:]
-        return cv2.resize(self.image, (w, h), interpolation=cv2.INTER_AREA)
+        return self.attention(0).small_image
 
     def part_heatmap(self, person: int, part: str) -> np.ndarray:
-        maps = self.attention_on_image(person)
-        return visualize.heatmap_overlay(self.small_image(), maps[SMPL_JOINT_NAMES.index(part)])
+        return self.attention(person).heatmap(part)
 
     def attention_grid(self, person: int) -> np.ndarray:
-        return visualize.attention_grid(self.small_image(), self.attention_on_image(person), tile=160)
+        return self.attention(person).grid()
 
     def part_map(self, person: int) -> np.ndarray:
-        """Most likely part per pixel, on the small image: warping 25 maps onto a
-        full-resolution photo would take gigabytes for a 12-megapixel one."""
-        small = self.small_image()
-        p = self.people[person]
-        return visualize.part_map_overlay(small, p.part_logits, p.crop.scaled(small.shape[1] / p.image_size[0]))
+        return self.attention(person).part_map()
 
     def skeleton_3d(self, person: int):
         # Camera frame (y down) turned 180 degrees about x, so the figure's y is up.

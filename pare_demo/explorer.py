@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from pare_demo import metrics, paths, visualize
-from pare_demo.analysis import ATTENTION_MAX_SIDE
+from pare_demo.analysis import AttentionViews
 from pare_demo.body.joint_names import EVAL_JOINT_NAMES, SMPL_JOINT_NAMES
 from pare_demo.colors import GROUND_TRUTH_COLOR, PREDICTION_COLOR
 from pare_demo.crop import crop_image, make_crop, square_around
@@ -72,27 +72,9 @@ class FrameView:
         return f"MPJPE {r.mpjpe:.1f} mm, PA-MPJPE {r.pa_mpjpe:.1f} mm, PVE {r.pve:.1f} mm"
 
     @cached_property
-    def small_image(self) -> np.ndarray:
-        """The image at the size the attention maps are drawn on (as in the Image tab)."""
-        h, w = self.image.shape[:2]
-        s = min(1.0, ATTENTION_MAX_SIDE / max(h, w))
-        return cv2.resize(self.image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-
-    @cached_property
-    def attention_on_image(self) -> np.ndarray:
-        return self.prediction.part_attention_on_image(ATTENTION_MAX_SIDE)
-
-    def attention_grid(self) -> np.ndarray:
-        return visualize.attention_grid(self.small_image, self.attention_on_image, tile=160)
-
-    def part_heatmap(self, part: str) -> np.ndarray:
-        return visualize.heatmap_overlay(self.small_image, self.attention_on_image[SMPL_JOINT_NAMES.index(part)])
-
-    def part_map(self) -> np.ndarray:
-        """Most likely part per pixel (the combined part map)."""
-        scale = self.small_image.shape[1] / self.prediction.image_size[0]
-        return visualize.part_map_overlay(self.small_image, self.prediction.part_logits,
-                                          self.prediction.crop.scaled(scale))
+    def attention(self) -> AttentionViews:
+        """The part heatmap, 24-part grid and part map, as in the Image tab."""
+        return AttentionViews(self.image, self.prediction)
 
 
 @dataclass

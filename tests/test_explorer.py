@@ -85,8 +85,8 @@ def test_frame_view_matches_evaluation_and_ground_truth(explorer, predictor, roo
     far = np.maximum(np.abs(xx - center[0]), np.abs(yy - center[1])) > 0.75 * side  # 1.5 x the crop
     assert far.sum() > 1000 and not changed[far].any()
 
-    assert view.attention_grid().ndim == 3 and view.part_map().shape == view.image.shape
-    assert view.part_heatmap("head").shape == view.image.shape
+    assert view.attention.grid().ndim == 3 and view.attention.part_map().shape == view.image.shape
+    assert view.attention.heatmap("head").shape == view.image.shape
 
 
 def test_sequence_errors(explorer, predictor, root):
