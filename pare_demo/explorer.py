@@ -25,7 +25,7 @@ import torch
 
 from pare_demo import metrics, paths, visualize
 from pare_demo.analysis import AttentionViews
-from pare_demo.body.joint_names import EVAL_JOINT_NAMES, SMPL_JOINT_NAMES
+from pare_demo.body.joint_names import EVAL_JOINT_NAMES
 from pare_demo.colors import GROUND_TRUTH_COLOR, PREDICTION_COLOR
 from pare_demo.crop import crop_image, make_crop, square_around
 from pare_demo.data.pw3d import SPLITS, read_sequence_file, sequence_samples, to_camera_frame
