@@ -16,6 +16,7 @@ from pare_demo.analysis import analyse_image  # noqa: E402
 from pare_demo.body import SMPL_JOINT_NAMES, load_body_model  # noqa: E402
 from pare_demo.body.preview import body_figure  # noqa: E402
 from pare_demo.engine import Engine, available_body_models, available_checkpoints  # noqa: E402
+from pare_demo.explorer import LEGEND, Explorer, ExplorerError  # noqa: E402
 from pare_demo.images import ImageError, load_image  # noqa: E402
 
 INTRO = """# pare-demo
@@ -29,7 +30,9 @@ UNLOCKS = f"""### Your own files
   the body model official PARE and 3DPW use (`--body-model smpl`).
 - **Official PARE checkpoint**: convert with `python -m pare_demo.convert_official IN.ckpt
   --out {paths.CHECKPOINTS_DIR}/pare_official.pt`, then start with `--checkpoint` pointing at it.
-- **3DPW** (virtualhumans.mpi-inf.mpg.de/3DPW): evaluation with `python -m training.evaluate`.
+- **3DPW** (virtualhumans.mpi-inf.mpg.de/3DPW): open its folder in the 3DPW explorer tab, or
+  evaluate with `python -m training.evaluate --dataset-root ROOT`. Its ground truth is drawn with
+  SMPL when SMPL is present (with the open body model otherwise, which is only approximate).
 """
 
 
@@ -48,115 +51,254 @@ class ImageInput(gr.Image):
 
 
 def build_ui(engine: Engine) -> gr.Blocks:
-    body_model = load_body_model("open")
-
     # delete_cache: Gradio's copies of our outputs go after an hour (checked every 30 minutes).
     with gr.Blocks(title="pare-demo", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(INTRO)
-        analysis_state = gr.State(None)
         with gr.Tab("Image"):
-            with gr.Row():
-                with gr.Column(scale=1):
-                    # A file path, so that a broken upload reaches our own reader and its message.
-                    photo = ImageInput(type="filepath", label="Photo", sources=["upload", "clipboard"])
-                    run = gr.Button("Analyse", variant="primary")
-                    examples = sorted(str(p) for p in (paths.ASSETS_DIR / "examples").glob("*.jpg"))
-                    if examples:
-                        gr.Examples(examples, inputs=photo)
-                    status = gr.Markdown()
-                with gr.Column(scale=2):
-                    with gr.Row():
-                        overlay = gr.Image(label="Mesh overlay", interactive=False)
-                        side = gr.Image(label="Side view", interactive=False)
-                        keypoints = gr.Image(label="2D keypoints", interactive=False)
-            with gr.Row():
-                person = gr.Dropdown(label="Person", choices=[], interactive=True)
-                part = gr.Dropdown(label="Body part", choices=list(SMPL_JOINT_NAMES), value="left_wrist",
-                                   interactive=True)
-            with gr.Row():
-                heatmap = gr.Image(label="Part attention", interactive=False)
-                part_map = gr.Image(label="Most likely part per pixel", interactive=False)
-            grid = gr.Image(label="All 24 part-attention maps", interactive=False)
-            with gr.Row():
-                skeleton = gr.Plot(label="3D keypoints")
-                mesh = gr.Model3D(label="Mesh (part colours)")
-            files = gr.File(label="Downloads: mesh (.glb, .obj) and SMPL parameters (.json)", file_count="multiple")
-
+            image_tab(engine)
+        with gr.Tab("3DPW explorer") as explorer:
+            explorer_tab(engine, explorer)
         with gr.Tab("Body model"):
-            gr.Markdown("The open SMPL-format body model (CC0 MakeHuman data): move the sliders to change its shape.")
-            with gr.Row():
-                with gr.Column(scale=1):
-                    sliders = [gr.Slider(-3, 3, value=0, step=0.5, label=f"beta {i}") for i in range(4)]
-                with gr.Column(scale=2):
-                    body_plot = gr.Plot(label="Front and side")
+            body_model_tab(demo)
         with gr.Tab("Model"):
-            model_text = gr.Markdown(engine.describe())
-            with gr.Row():
-                checkpoints = available_checkpoints(engine.extra_checkpoint)
-                checkpoint_pick = gr.Dropdown(label="Checkpoint", choices=list(checkpoints),
-                                              value=_current_checkpoint(engine, checkpoints), interactive=True)
-                body_pick = gr.Dropdown(label="Body model", choices=available_body_models(),
-                                        value=engine.predictor.body_model.model_name if engine.predictor else "open",
-                                        interactive=True)
-                load_button = gr.Button("Load")
-                rescan = gr.Button("Look for new files")
-            gr.Markdown(UNLOCKS)
-
-        def person_views(analysis, person_label, part_name):
-            if analysis is None:
-                return None, None, None, None
-            k = max(0, int(str(person_label or "person 1").split()[-1]) - 1)
-            k = min(k, len(analysis.people) - 1)
-            return (analysis.part_heatmap(k, part_name or "left_wrist"), analysis.part_map(k),
-                    analysis.attention_grid(k), analysis.skeleton_3d(k))
-
-        def predict_image(image, part_name):
-            """Image in; overlay, side view, keypoints, attention maps, 3D plot, mesh and files out."""
-            predictor = engine.predictor  # a model switch during this request does not affect it
-            if predictor is None:
-                raise gr.Error(engine.error or "No network loaded.")
-            if image is None:
-                raise gr.Error("Please upload an image first.")
-            try:
-                analysis = analyse_image(predictor, engine.renderer, load_image(image), out_dir=engine.output_dir())
-            except ImageError as err:
-                raise gr.Error(str(err)) from err
-            people = [f"person {i + 1}" for i in range(len(analysis.people))]
-            views = person_views(analysis, people[0], part_name)
-            file_list = [str(p) for p in analysis.files.values()]
-            return (analysis.overlay, analysis.side, analysis.keypoints, *views, str(analysis.files["glb"]),
-                    file_list, gr.update(choices=people, value=people[0]), analysis.timing_text(), analysis)
-
-        outputs = [overlay, side, keypoints, heatmap, part_map, grid, skeleton, mesh, files, person, status,
-                   analysis_state]
-        run.click(predict_image, inputs=[photo, part], outputs=outputs, api_name="predict_image")
-        for picker in (person, part):
-            picker.change(person_views, inputs=[analysis_state, person, part],
-                          outputs=[heatmap, part_map, grid, skeleton], api_name=False)
-
-        def switch_model(label, body_name):
-            path = available_checkpoints(engine.extra_checkpoint).get(label)
-            if path is None:
-                raise gr.Error(f"{label} is no longer in {paths.CHECKPOINTS_DIR}.")
-            if not engine.load(path, body_name):
-                gr.Warning(f"Kept the current model: {engine.error}")
-            return engine.describe()
-
-        def rescan_files():
-            found = available_checkpoints(engine.extra_checkpoint)
-            return (gr.update(choices=list(found), value=_current_checkpoint(engine, found)),
-                    gr.update(choices=available_body_models()))
-
-        load_button.click(switch_model, inputs=[checkpoint_pick, body_pick], outputs=model_text, api_name=False)
-        rescan.click(rescan_files, outputs=[checkpoint_pick, body_pick], api_name=False)
-
-        def show_body(*betas):
-            return body_figure(body_model, list(betas))
-
-        for slider in sliders:
-            slider.release(show_body, inputs=sliders, outputs=body_plot, api_name=False)
-        demo.load(show_body, inputs=sliders, outputs=body_plot, api_name=False)
+            model_tab(engine)
     return demo
+
+
+def _person_index(label, count: int) -> int:
+    """'person 2' -> 1, clipped to the people there are."""
+    k = int(str(label or "person 1").split()[-1]) - 1
+    return min(max(k, 0), count - 1)
+
+
+def image_tab(engine: Engine) -> None:
+    analysis_state = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=1):
+            # A file path, so that a broken upload reaches our own reader and its message.
+            photo = ImageInput(type="filepath", label="Photo", sources=["upload", "clipboard"])
+            run = gr.Button("Analyse", variant="primary")
+            examples = sorted(str(p) for p in (paths.ASSETS_DIR / "examples").glob("*.jpg"))
+            if examples:
+                gr.Examples(examples, inputs=photo)
+            status = gr.Markdown()
+        with gr.Column(scale=2):
+            with gr.Row():
+                overlay = gr.Image(label="Mesh overlay", interactive=False)
+                side = gr.Image(label="Side view", interactive=False)
+                keypoints = gr.Image(label="2D keypoints", interactive=False)
+    with gr.Row():
+        person = gr.Dropdown(label="Person", choices=[], interactive=True)
+        part = gr.Dropdown(label="Body part", choices=list(SMPL_JOINT_NAMES), value="left_wrist", interactive=True)
+    with gr.Row():
+        heatmap = gr.Image(label="Part attention", interactive=False)
+        part_map = gr.Image(label="Most likely part per pixel", interactive=False)
+    grid = gr.Image(label="All 24 part-attention maps", interactive=False)
+    with gr.Row():
+        skeleton = gr.Plot(label="3D keypoints")
+        mesh = gr.Model3D(label="Mesh (part colours)")
+    files = gr.File(label="Downloads: mesh (.glb, .obj) and SMPL parameters (.json)", file_count="multiple")
+
+    def person_views(analysis, person_label, part_name):
+        if analysis is None:
+            return None, None, None, None
+        k = _person_index(person_label, len(analysis.people))
+        return (analysis.part_heatmap(k, part_name or "left_wrist"), analysis.part_map(k),
+                analysis.attention_grid(k), analysis.skeleton_3d(k))
+
+    def predict_image(image, part_name):
+        """Image in; overlay, side view, keypoints, attention maps, 3D plot, mesh and files out."""
+        predictor = engine.predictor  # a model switch during this request does not affect it
+        if predictor is None:
+            raise gr.Error(engine.error or "No network loaded.")
+        if image is None:
+            raise gr.Error("Please upload an image first.")
+        try:
+            analysis = analyse_image(predictor, engine.renderer, load_image(image), out_dir=engine.output_dir())
+        except ImageError as err:
+            raise gr.Error(str(err)) from err
+        people = [f"person {i + 1}" for i in range(len(analysis.people))]
+        views = person_views(analysis, people[0], part_name)
+        file_list = [str(p) for p in analysis.files.values()]
+        return (analysis.overlay, analysis.side, analysis.keypoints, *views, str(analysis.files["glb"]),
+                file_list, gr.update(choices=people, value=people[0]), analysis.timing_text(), analysis)
+
+    outputs = [overlay, side, keypoints, heatmap, part_map, grid, skeleton, mesh, files, person, status,
+               analysis_state]
+    run.click(predict_image, inputs=[photo, part], outputs=outputs, api_name="predict_image")
+    for picker in (person, part):
+        picker.change(person_views, inputs=[analysis_state, person, part],
+                      outputs=[heatmap, part_map, grid, skeleton], api_name=False)
+
+
+def explorer_tab(engine: Engine, tab: gr.Tab) -> None:
+    gr.Markdown("Ground truth next to the prediction, frame by frame. The default root is the bundled "
+                "synthetic sample set (3DPW layout); a real 3DPW download works the same. " + LEGEND + ".")
+    explorers: dict = {}  # (root, predictor) -> Explorer, whose caches keep sequences already read
+
+    def explorer_for(root: str) -> Explorer:
+        predictor = engine.predictor
+        if predictor is None:
+            raise gr.Error(engine.error or "No network loaded.")
+        root = str(root or paths.SAMPLE_PW3D_DIR).strip()
+        key = (root, id(predictor))
+        if key not in explorers:
+            gt_body = None  # the bundled set was made with the open body model
+            if os.path.realpath(root) != os.path.realpath(paths.SAMPLE_PW3D_DIR) and "smpl" in available_body_models():
+                gt_body = load_body_model("smpl", device=predictor.device)
+            try:
+                explorers.clear()  # one at a time: each holds a network's worth of caches
+                explorers[key] = Explorer(predictor, engine.renderer, root, gt_body_model=gt_body)
+            except ExplorerError as err:
+                raise gr.Error(str(err)) from err
+        return explorers[key]
+
+    with gr.Row():
+        root = gr.Textbox(label="Dataset root", value=str(paths.SAMPLE_PW3D_DIR), scale=3)
+        open_root = gr.Button("Open", scale=1)
+    with gr.Row():
+        sequence = gr.Dropdown(label="Sequence", choices=[], interactive=True)
+        person = gr.Dropdown(label="Person", choices=[], interactive=True)
+        frame = gr.Slider(0, 1, step=1, value=0, label="Frame", interactive=True)
+    metrics = gr.Markdown()
+    with gr.Row():
+        overlay = gr.Image(label="Ground truth and prediction", interactive=False)
+        keypoints = gr.Image(label="2D keypoints (ground truth green)", interactive=False)
+    with gr.Row():
+        joint_errors = gr.Plot(label="Error per joint")
+        skeleton = gr.Plot(label="3D keypoints with errors")
+    with gr.Row():
+        part = gr.Dropdown(label="Body part", choices=list(SMPL_JOINT_NAMES), value="left_wrist", interactive=True)
+    with gr.Row():
+        heatmap = gr.Image(label="Part attention", interactive=False)
+        part_map = gr.Image(label="Most likely part per pixel", interactive=False)
+        grid = gr.Image(label="All 24 part-attention maps", interactive=False)
+    with gr.Row():
+        sequence_button = gr.Button("Errors over the whole sequence")
+        occlusion_button = gr.Button("Occlusion sensitivity of this frame")
+    with gr.Row():
+        with gr.Column(scale=2):
+            sequence_plot = gr.Plot(label="Error over frames")
+        with gr.Column(scale=1):
+            worst = gr.Radio(label="Worst frames (PA-MPJPE): click one to show it", choices=[])
+    occlusion = gr.Image(label="Occlusion sensitivity: how much the error grows when a grey patch hides each spot",
+                         interactive=False)
+
+    def open_dataset(root_text):
+        explorer = explorer_for(root_text)
+        names = sorted(explorer.sequences())
+        return gr.update(choices=names, value=names[0] if names else None)
+
+    def pick_sequence(root_text, name):
+        if not name:
+            return gr.update(), gr.update()
+        explorer = explorer_for(root_text)
+        persons = [f"person {p + 1}" for p in explorer.persons(name)]
+        frames = explorer.frames(name, 0)
+        return (gr.update(choices=persons, value=persons[0]),
+                gr.update(minimum=frames[0], maximum=frames[-1], value=frames[0]))
+
+    def show_frame(root_text, name, person_label, frame_id, part_name):
+        if not name:
+            return (None,) * 8
+        explorer = explorer_for(root_text)
+        p = _person_index(person_label, len(explorer.persons(name)))
+        frames = explorer.frames(name, p)
+        frame_id = min(frames, key=lambda f: abs(f - int(frame_id)))  # the nearest frame with ground truth
+        try:
+            view = explorer.frame_view(name, frame_id, p)
+        except (ExplorerError, ImageError) as err:
+            raise gr.Error(str(err)) from err
+        text = f"**{name}, frame {frame_id}, person {p + 1}:** {view.metrics_text()}"
+        return (text, view.overlay, view.keypoints, view.joint_errors_figure, view.skeleton_3d,
+                view.attention.heatmap(part_name or "left_wrist"), view.attention.part_map(), view.attention.grid())
+
+    def sequence_errors(root_text, name, person_label, progress=gr.Progress()):
+        if not name:
+            raise gr.Error("Open a dataset and pick a sequence first.")
+        explorer = explorer_for(root_text)
+        p = _person_index(person_label, len(explorer.persons(name)))
+        errors = explorer.sequence_errors(name, p, progress=lambda done, total: progress(done / max(total, 1),
+                                                                                          desc="frames"))
+        choices = [f"frame {f}: {e:.1f} mm" for f, e in errors.worst_frames]
+        return errors.figure, gr.update(choices=choices, value=None)
+
+    def occlusion_map(root_text, name, person_label, frame_id, progress=gr.Progress()):
+        if not name:
+            raise gr.Error("Open a dataset and pick a sequence first.")
+        explorer = explorer_for(root_text)
+        p = _person_index(person_label, len(explorer.persons(name)))
+        frame_id = min(explorer.frames(name, p), key=lambda f: abs(f - int(frame_id)))
+        result = explorer.occlusion_sensitivity(name, frame_id, p, progress=lambda done, total: progress(
+            done / max(total, 1), desc="occluded crops"))
+        return result.picture
+
+    def jump_to(choice):
+        return gr.update() if not choice else int(choice.split(":")[0].split()[-1])
+
+    frame_inputs = [root, sequence, person, frame, part]
+    frame_outputs = [metrics, overlay, keypoints, joint_errors, skeleton, heatmap, part_map, grid]
+    for trigger in (open_root.click, root.submit):
+        trigger(open_dataset, inputs=root, outputs=sequence, api_name=False)
+    # The bundled samples open when the tab is first shown.
+    tab.select(lambda root_text, name: gr.update() if name else open_dataset(root_text), inputs=[root, sequence],
+               outputs=sequence, api_name=False)
+    sequence.change(pick_sequence, inputs=[root, sequence], outputs=[person, frame], api_name=False).then(
+        show_frame, inputs=frame_inputs, outputs=frame_outputs, api_name=False)
+    for picker in (person.input, frame.release, part.input):
+        picker(show_frame, inputs=frame_inputs, outputs=frame_outputs, api_name=False)
+    sequence_button.click(sequence_errors, inputs=[root, sequence, person], outputs=[sequence_plot, worst],
+                          api_name=False)
+    occlusion_button.click(occlusion_map, inputs=[root, sequence, person, frame], outputs=occlusion, api_name=False)
+    worst.select(jump_to, inputs=worst, outputs=frame, api_name=False).then(
+        show_frame, inputs=frame_inputs, outputs=frame_outputs, api_name=False)
+
+
+def body_model_tab(demo: gr.Blocks) -> None:
+    body_model = load_body_model("open")
+    gr.Markdown("The open SMPL-format body model (CC0 MakeHuman data): move the sliders to change its shape.")
+    with gr.Row():
+        with gr.Column(scale=1):
+            sliders = [gr.Slider(-3, 3, value=0, step=0.5, label=f"beta {i}") for i in range(4)]
+        with gr.Column(scale=2):
+            body_plot = gr.Plot(label="Front and side")
+
+    def show_body(*betas):
+        return body_figure(body_model, list(betas))
+
+    for slider in sliders:
+        slider.release(show_body, inputs=sliders, outputs=body_plot, api_name=False)
+    demo.load(show_body, inputs=sliders, outputs=body_plot, api_name=False)
+
+
+def model_tab(engine: Engine) -> None:
+    model_text = gr.Markdown(engine.describe())
+    with gr.Row():
+        checkpoints = available_checkpoints(engine.extra_checkpoint)
+        checkpoint_pick = gr.Dropdown(label="Checkpoint", choices=list(checkpoints),
+                                      value=_current_checkpoint(engine, checkpoints), interactive=True)
+        body_pick = gr.Dropdown(label="Body model", choices=available_body_models(),
+                                value=engine.predictor.body_model.model_name if engine.predictor else "open",
+                                interactive=True)
+        load_button = gr.Button("Load")
+        rescan = gr.Button("Look for new files")
+    gr.Markdown(UNLOCKS)
+
+    def switch_model(label, body_name):
+        path = available_checkpoints(engine.extra_checkpoint).get(label)
+        if path is None:
+            raise gr.Error(f"{label} is no longer in {paths.CHECKPOINTS_DIR}.")
+        if not engine.load(path, body_name):
+            gr.Warning(f"Kept the current model: {engine.error}")
+        return engine.describe()
+
+    def rescan_files():
+        found = available_checkpoints(engine.extra_checkpoint)
+        return (gr.update(choices=list(found), value=_current_checkpoint(engine, found)),
+                gr.update(choices=available_body_models()))
+
+    load_button.click(switch_model, inputs=[checkpoint_pick, body_pick], outputs=model_text, api_name=False)
+    rescan.click(rescan_files, outputs=[checkpoint_pick, body_pick], api_name=False)
 
 
 def _current_checkpoint(engine: Engine, found: dict) -> str | None:

@@ -133,3 +133,36 @@ def test_only_gradio_outputs_are_served(app_url):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{app_url}gradio_api/file={path}", timeout=10)
         assert refused.value.code in (403, 404)
+
+
+def test_explorer_shows_errors_of_a_bundled_sample_frame(page):
+    import re
+
+    page.get_by_role("tab", name="3DPW explorer").click()
+    metrics = page.get_by_text(re.compile(r"frame \d+, person 1:.*PA-MPJPE \d+\.\d mm"))
+    metrics.first.wait_for(timeout=90000)
+    overlay = image_pixels(page, "Ground truth and prediction")
+    assert overlay.ndim == 3 and overlay.shape[0] > 100
+    assert page.locator(".js-plotly-plot").count() >= 2  # per-joint errors and the 3D keypoints
+
+    page.get_by_role("button", name="Errors over the whole sequence").click()
+    choices = page.get_by_label(re.compile(r"frame \d+: \d+\.\d mm"))
+    choices.first.wait_for(timeout=120000)
+    shown = int(re.search(r"frame (\d+), person 1:", metrics.first.inner_text()).group(1))
+    frames = [int(re.search(r"frame (\d+):", choices.nth(i).locator("xpath=..").inner_text()).group(1))
+              for i in range(choices.count())]
+    assert len(frames) >= 5
+    other = next(i for i, f in enumerate(frames) if f != shown)  # clicking must move to another frame
+    choices.nth(other).check()
+    page.get_by_text(re.compile(rf"frame {frames[other]}, person 1:")).first.wait_for(timeout=60000)
+
+    page.get_by_role("button", name="Occlusion sensitivity of this frame").click()
+    image_pixels_when_ready = None
+    for _ in range(120):
+        try:
+            image_pixels_when_ready = image_pixels(page, "Occlusion sensitivity")
+            break
+        except Exception:  # noqa: BLE001 - not rendered yet
+            page.wait_for_timeout(1000)
+    assert image_pixels_when_ready is not None and image_pixels_when_ready.std() > 5
+    page.screenshot(path=str(SCREENSHOTS / "app_explorer_tab.jpg"), full_page=True, type="jpeg", quality=80)
