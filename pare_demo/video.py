@@ -1,0 +1,374 @@
+"""A clip in, the clip with every tracked person's mesh drawn over it out, plus the
+per-frame results (.npz and .json).
+
+    result = process_video(predictor, renderer, "clip.mp4", "out/")
+    result.video_path, result.npz_path, result.json_path, result.message
+
+Two passes over the clip: predict and track every frame; smooth each track over time
+(a centred window, so no lag); then decode the clip again to draw and encode.
+
+The clip is written as VP8 in WebM: the OpenCV wheel's FFmpeg has no H.264 encoder, and
+of what it can encode, VP8 and VP9 are what browsers play; VP8 encodes ~6x faster.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from pare_demo.colors import person_color, to_uint8
+from pare_demo.geometry import (perspective_projection, rot6d_to_rotmat, rotmat_to_axis_angle,
+                                rotmat_to_rot6d)
+from pare_demo.render import MeshToRender
+
+MAX_FRAMES = 300        # frames processed per clip; the rest is left out, and the message says so
+MAX_SIDE = 1280         # longer frames are scaled down to this
+MIN_SIDE = 16           # smaller frames are refused
+DEFAULT_FPS = 25.0      # when the container does not say
+FOURCC, SUFFIX = "VP80", ".webm"
+
+
+class VideoError(ValueError):
+    """The input is not a clip pare-demo can use; the message says why."""
+
+
+class VideoReader:
+    """The frames of a clip as RGB uint8, scaled so the longer side is at most max_side,
+    cropped to even sizes (VP8 would drop an odd last row or column), at most max_frames.
+    Each iteration decodes the file afresh, so a clip can be read twice."""
+
+    def __init__(self, path, max_frames: int = MAX_FRAMES, max_side: int = MAX_SIDE):
+        if max_frames < 1:
+            raise ValueError(f"max_frames must be at least 1, not {max_frames}")
+        if path is None or str(path) == "":
+            raise VideoError("No video was given.")
+        self.path = Path(path)
+        self.max_frames, self.max_side = max_frames, max_side
+        if not self.path.is_file():
+            raise VideoError(f"{self.path.name} does not exist.")
+        capture = self._open()
+        try:
+            fps = capture.get(cv2.CAP_PROP_FPS)
+            self.fps = fps if math.isfinite(fps) and 0 < fps <= 240 else DEFAULT_FPS
+            count = capture.get(cv2.CAP_PROP_FRAME_COUNT)  # from the container: may be an estimate
+            self.reported_frames = int(count) if math.isfinite(count) and count > 0 else 0
+            ok, first = capture.read()
+        finally:
+            capture.release()
+        if not ok or first is None:
+            raise VideoError(f"{self.path.name} is empty: no frame in it could be decoded.")
+        if min(first.shape[:2]) < MIN_SIDE:
+            raise VideoError(f"{self.path.name} is too small ({first.shape[1]}x{first.shape[0]} pixels).")
+        height, width = self._fit(first).shape[:2]
+        self.size = (width, height)
+        self.truncated = False       # set by iterating: True when frames were left out
+        self.decode_seconds = 0.0
+
+    def _open(self) -> cv2.VideoCapture:
+        capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
+            raise VideoError(f"{self.path.name} is not a video that can be read "
+                             "(try MP4, WebM, MOV or AVI).")
+        return capture
+
+    def _fit(self, bgr: np.ndarray) -> np.ndarray:
+        h, w = bgr.shape[:2]
+        s = min(1.0, self.max_side / max(h, w))
+        if s < 1:
+            bgr = cv2.resize(bgr, (max(2, round(w * s)), max(2, round(h * s))), interpolation=cv2.INTER_AREA)
+            h, w = bgr.shape[:2]
+        return cv2.cvtColor(bgr[:h - h % 2, :w - w % 2], cv2.COLOR_BGR2RGB)
+
+    def __iter__(self):
+        capture = self._open()
+        try:
+            for _ in range(self.max_frames):
+                start = time.perf_counter()
+                ok, bgr = capture.read()
+                frame = self._fit(bgr) if ok else None
+                self.decode_seconds += time.perf_counter() - start
+                if frame is None:
+                    return
+                yield frame
+            self.truncated = capture.grab()
+        finally:
+            capture.release()
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, 4) and (M, 4) boxes x0, y0, x1, y1 -> (N, M) intersection over union."""
+    a, b = np.asarray(a, float).reshape(-1, 1, 4), np.asarray(b, float).reshape(1, -1, 4)
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])  # noqa: E731
+    inter = w * h
+    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
+
+
+@dataclass
+class _Track:
+    id: int
+    box: np.ndarray
+    velocity: np.ndarray   # box change per frame
+    missed: int = 0        # frames since last seen
+
+    def expected_box(self) -> np.ndarray:
+        return self.box + self.velocity * (self.missed + 1)
+
+
+class Tracker:
+    """Stable integer ids for people across frames. Each frame's boxes are matched
+    one-to-one (Hungarian method) to where the live tracks are expected to be (last box
+    moved on at its velocity) by IoU; a box left unmatched starts a new track, and a track
+    unseen for more than max_missed frames ends. Ids count up from 0 and are never reused."""
+
+    def __init__(self, min_iou: float = 0.2, max_missed: int = 5):
+        self.min_iou, self.max_missed = min_iou, max_missed
+        self.tracks: list[_Track] = []
+        self.next_id = 0
+
+    def update(self, boxes) -> list[int]:
+        """One frame's (N, 4) boxes -> their N track ids."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        ids = [-1] * len(boxes)
+        matched: set[int] = set()
+        if self.tracks and len(boxes):
+            iou = box_iou(boxes, np.stack([t.expected_box() for t in self.tracks]))
+            for i, j in zip(*linear_sum_assignment(-iou)):
+                if iou[i, j] >= self.min_iou:
+                    track = self.tracks[j]
+                    track.velocity = (boxes[i] - track.box) / (track.missed + 1)
+                    track.box, track.missed = boxes[i], 0
+                    ids[i] = track.id
+                    matched.add(j)
+        for j, track in enumerate(self.tracks):
+            if j not in matched:
+                track.missed += 1
+        self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
+        for i, box in enumerate(boxes):
+            if ids[i] < 0:
+                self.tracks.append(_Track(self.next_id, box, np.zeros(4)))
+                ids[i] = self.next_id
+                self.next_id += 1
+        return ids
+
+
+class Smoother:
+    """Centred Gaussian smoothing over time of one track's pose, shape and camera.
+
+    Rotations are averaged in the 6D representation (two matrix columns) and
+    Gram-Schmidt'ed back, so they stay proper rotations. Shape gets a wider window: a
+    person's body does not change during a clip. Frames a track missed are simply absent
+    (weights follow the frame numbers). enabled=False returns the inputs unchanged."""
+
+    def __init__(self, enabled: bool = True, sigma: float = 2.0, betas_sigma: float = 8.0):
+        self.enabled, self.sigma, self.betas_sigma = enabled, sigma, betas_sigma
+
+    def __call__(self, frames, pose, betas, cam_translation):
+        """frames (T,) increasing frame numbers; pose (T, 24, 3, 3); betas (T, 10);
+        cam_translation (T, 3). Returns (pose, betas, cam_translation), smoothed."""
+        if not self.enabled:
+            return pose, betas, cam_translation
+        frames = np.asarray(frames, dtype=np.float64)
+        sixd = rotmat_to_rot6d(torch.as_tensor(pose, dtype=torch.float64)).numpy()
+        sixd = _gaussian(frames, sixd, self.sigma)
+        pose = rot6d_to_rotmat(torch.from_numpy(sixd)).numpy().astype(np.float32)
+        betas = _gaussian(frames, np.asarray(betas, np.float64), self.betas_sigma).astype(np.float32)
+        cam = _gaussian(frames, np.asarray(cam_translation, np.float64), self.sigma).astype(np.float32)
+        return pose, betas, cam
+
+
+def _gaussian(times: np.ndarray, values: np.ndarray, sigma: float) -> np.ndarray:
+    """Each row of values (T, ...) replaced by the Gaussian-weighted mean of the rows within
+    3 sigma of its time."""
+    dt = (times[:, None] - times[None, :]) / sigma
+    weights = np.exp(-0.5 * dt ** 2) * (np.abs(dt) <= 3)
+    weights /= weights.sum(1, keepdims=True)
+    return (weights @ values.reshape(len(values), -1)).reshape(values.shape)
+
+
+@dataclass
+class VideoResult:
+    video_path: Path          # the overlay clip, VP8 in WebM
+    npz_path: Path            # per person-frame arrays
+    json_path: Path           # the same, as JSON
+    frame_count: int          # frames processed
+    frames_with_people: int
+    track_count: int
+    fps: float
+    size: tuple[int, int]     # (width, height) of the processed frames
+    truncated: bool           # the clip had more than max_frames frames
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    message: str = ""
+
+
+def process_video(predictor, renderer, path, out_dir, smoothing: bool = True,
+                  max_frames: int = MAX_FRAMES, progress=None) -> VideoResult:
+    """Meshes of every tracked person drawn over each frame of the clip at `path`, written
+    to out_dir with the per-frame results. progress(done, total) is called after each
+    frame of each pass: every frame counts twice (predicting, then drawing)."""
+    started = time.perf_counter()
+    timings: dict[str, float] = defaultdict(float)
+    video = VideoReader(path, max_frames)
+    rows, frame_count = _predict_and_track(predictor, video, timings, progress)
+    if not rows:
+        raise VideoError(f"No person found in any frame of {video.path.name} ({frame_count} frames). "
+                         "Try a clip where people are clearly visible.")
+    with _timed(timings, "smooth"):
+        _smooth_tracks(rows, Smoother(enabled=smoothing))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{video.path.stem}_pare"
+    video_path = out_dir / f"{stem}{SUFFIX}"
+    _draw_and_encode(predictor, renderer, video, rows, video_path, timings,
+                     progress and (lambda i: progress(frame_count + i, 2 * frame_count)))
+    timings["decode"] = video.decode_seconds  # both passes
+    with _timed(timings, "save"):
+        npz_path, json_path = _save_rows(rows, video, smoothing, out_dir / f"{stem}_frames")
+    timings["total"] = time.perf_counter() - started
+
+    width, height = video.size
+    frames_with_people = len(np.unique(rows["frame"]))
+    track_count = len(np.unique(rows["track_id"]))
+    message = (f"{frame_count} frames ({width}x{height}, {video.fps:.3g} fps): "
+               f"{track_count} {'person' if track_count == 1 else 'people'} tracked, someone in "
+               f"{frames_with_people} of {frame_count} frames; smoothing {'on' if smoothing else 'off'}; "
+               f"{timings['total']:.1f} s ({timings['total'] / frame_count:.2f} s per frame).")
+    if video.truncated:
+        of = f" of about {video.reported_frames}" if video.reported_frames > max_frames else ""
+        message += f" Only the first {max_frames}{of} frames were processed (the limit per clip)."
+    return VideoResult(video_path, npz_path, json_path, frame_count, frames_with_people, track_count,
+                       video.fps, (width, height), video.truncated, dict(timings), message)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str):
+    start = time.perf_counter()
+    yield
+    timings[stage] += time.perf_counter() - start
+
+
+def _predict_and_track(predictor, video: VideoReader, timings, progress) -> tuple[dict, int]:
+    """Pass 1: ({field: array with one row per person-frame}, frames read). Fields: frame,
+    track_id, bbox, pose, betas, cam_translation, focal_length."""
+    expected = 2 * (min(video.reported_frames, video.max_frames) or video.max_frames)
+    tracker = Tracker()
+    rows: dict[str, list] = defaultdict(list)
+    frame_count = 0
+    for index, frame in enumerate(video):
+        with _timed(timings, "predict"):
+            # The detector's whole-image fallback means nobody was found.
+            people = [p for p in predictor.predict(frame) if p.detection_source != "whole-image"]
+        with _timed(timings, "track"):
+            ids = tracker.update([p.bbox for p in people])
+        for person, track_id in zip(people, ids):
+            for key, value in (("frame", index), ("track_id", track_id), ("bbox", person.bbox),
+                               ("pose", person.pose), ("betas", person.betas),
+                               ("cam_translation", person.cam_translation),
+                               ("focal_length", person.focal_length)):
+                rows[key].append(value)
+        frame_count = index + 1
+        if progress:
+            progress(frame_count, expected)
+    return {k: np.stack(v) for k, v in rows.items()}, frame_count
+
+
+def _smooth_tracks(rows: dict[str, np.ndarray], smoother: Smoother) -> None:
+    """Each track's pose, betas and camera smoothed in place."""
+    for track_id in np.unique(rows["track_id"]):
+        m = rows["track_id"] == track_id
+        rows["pose"][m], rows["betas"][m], rows["cam_translation"][m] = smoother(
+            rows["frame"][m], rows["pose"][m], rows["betas"][m], rows["cam_translation"][m])
+
+
+def _draw_and_encode(predictor, renderer, video: VideoReader, rows, video_path: Path, timings,
+                     frame_done) -> None:
+    """Pass 2: bodies from the (smoothed) parameters drawn over each frame, encoded to
+    video_path; adds rows["joints2d"]."""
+    width, height = video.size
+    writer = cv2.VideoWriter(str(video_path), cv2.VideoWriter_fourcc(*FOURCC), video.fps, (width, height))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {FOURCC} video to {video_path}.")
+    principal = np.array([width / 2, height / 2])
+    focal_length = float(rows["focal_length"][0])  # depends on the frame size only
+    faces = predictor.faces()
+    rows["joints2d"] = np.zeros((len(rows["frame"]), 24, 2), np.float32)
+    try:
+        for index, frame in enumerate(video):
+            m = np.nonzero(rows["frame"] == index)[0]
+            if len(m):
+                with _timed(timings, "body_model"):
+                    vertices, rows["joints2d"][m] = _posed_bodies(
+                        predictor, rows["pose"][m], rows["betas"][m], rows["cam_translation"][m],
+                        focal_length, principal)
+                with _timed(timings, "render"):
+                    meshes = [MeshToRender(v + t, faces, color=person_color(int(i)))
+                              for v, t, i in zip(vertices, rows["cam_translation"][m], rows["track_id"][m])]
+                    frame = renderer.overlay(frame, meshes, focal_length, principal)
+                    for i, box in zip(rows["track_id"][m], rows["bbox"][m]):
+                        _label(frame, int(i), box)
+            with _timed(timings, "encode"):
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            if frame_done:
+                frame_done(index + 1)
+    finally:
+        writer.release()
+
+
+def _save_rows(rows: dict[str, np.ndarray], video: VideoReader, smoothing: bool, base: Path):
+    """The per person-frame results as base.npz and base.json (pose as axis-angle)."""
+    width, height = video.size
+    out = {k: rows[k] for k in ("frame", "track_id", "bbox", "betas", "cam_translation", "joints2d")}
+    out["pose_axis_angle"] = rotmat_to_axis_angle(torch.from_numpy(rows["pose"])).reshape(-1, 72).numpy()
+    header = {"video": video.path.name, "fps": video.fps, "width": width, "height": height,
+              "smoothing": smoothing, "focal_length": float(rows["focal_length"][0]),
+              "principal_point": [width / 2, height / 2]}
+    npz_path, json_path = base.with_suffix(".npz"), base.with_suffix(".json")
+    np.savez_compressed(npz_path, **out, **{k: np.asarray(v) for k, v in header.items()})
+    json_path.write_text(json.dumps({**header, "people": _json_rows(out, video.fps)}))
+    return npz_path, json_path
+
+
+def _posed_bodies(predictor, pose, betas, cam_translation, focal_length, principal):
+    """Vertices (N, V, 3) and projected SMPL joints (N, 24, 2) for N people's parameters,
+    computed as Predictor.predict does."""
+    as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=predictor.device)  # noqa: E731
+    with torch.inference_mode():
+        rotations = as_tensor(pose)
+        body = predictor.body_model(betas=as_tensor(betas), global_orient=rotations[:, :1],
+                                    body_pose=rotations[:, 1:], pose2rot=False)
+        joints2d = perspective_projection(body.joints[:, :24], as_tensor(cam_translation), focal_length,
+                                          as_tensor(principal))
+    return body.vertices.cpu().numpy(), joints2d.cpu().numpy()
+
+
+def _label(image: np.ndarray, track_id: int, box: np.ndarray) -> None:
+    """The track id, in its colour, centred just above the person's box (kept inside the image)."""
+    h, w = image.shape[:2]
+    scale = max(0.4, max(h, w) / 1000)
+    text, font = f"#{track_id}", cv2.FONT_HERSHEY_SIMPLEX
+    (tw, th), _ = cv2.getTextSize(text, font, 0.6 * scale, max(2, round(3 * scale)))
+    x = int(np.clip((box[0] + box[2]) / 2 - tw / 2, 2, max(2, w - tw - 2)))
+    y = int(np.clip(box[1] - 6 * scale, th + 4, h - 4))
+    cv2.putText(image, text, (x, y), font, 0.6 * scale, (0, 0, 0), max(2, round(3 * scale)), cv2.LINE_AA)
+    cv2.putText(image, text, (x, y), font, 0.6 * scale, to_uint8(person_color(track_id)),
+                max(1, round(scale)), cv2.LINE_AA)
+
+
+def _json_rows(arrays: dict[str, np.ndarray], fps: float) -> list[dict]:
+    """One dict per person-frame, floats rounded to keep the file small."""
+    r = lambda a, d=5: np.round(np.asarray(a, np.float64), d).tolist()  # noqa: E731
+    return [{"frame": int(f), "time": round(f / fps, 4), "track_id": int(t), "bbox": r(b, 2),
+             "pose_axis_angle": r(p), "betas": r(s), "cam_translation": r(c), "joints2d": r(j, 2)}
+            for f, t, b, p, s, c, j in zip(arrays["frame"], arrays["track_id"], arrays["bbox"],
+                                           arrays["pose_axis_angle"], arrays["betas"],
+                                           arrays["cam_translation"], arrays["joints2d"])]
