@@ -18,6 +18,7 @@ from pare_demo.body.preview import body_figure  # noqa: E402
 from pare_demo.engine import Engine, available_body_models, available_checkpoints  # noqa: E402
 from pare_demo.explorer import LEGEND, Explorer, ExplorerError  # noqa: E402
 from pare_demo.images import ImageError, load_image  # noqa: E402
+from pare_demo.video import VideoError, process_video  # noqa: E402
 
 INTRO = """# pare-demo
 See how a monocular 3D human mesh regressor thinks: PARE (Part Attention Regressor)
@@ -56,6 +57,8 @@ def build_ui(engine: Engine) -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Tab("Image"):
             image_tab(engine)
+        with gr.Tab("Video"):
+            video_tab(engine)
         with gr.Tab("3DPW explorer") as explorer:
             explorer_tab(engine, explorer)
         with gr.Tab("Body model"):
@@ -129,6 +132,37 @@ def image_tab(engine: Engine) -> None:
     for picker in (person, part):
         picker.change(person_views, inputs=[analysis_state, person, part],
                       outputs=[heatmap, part_map, grid, skeleton], api_name=False)
+
+
+def video_tab(engine: Engine) -> None:
+    gr.Markdown("Upload a clip: every frame is analysed, people are tracked with a stable colour each, and "
+                "their pose, shape and camera can be smoothed over time. On a 2-core CPU expect about a "
+                "second per frame.")
+    with gr.Row():
+        with gr.Column(scale=1):
+            clip = gr.Video(label="Clip", sources=["upload"], format=None)
+            smoothing = gr.Checkbox(label="Temporal smoothing", value=True)
+            max_frames = gr.Slider(10, 600, value=120, step=10, label="Frames to process at most")
+            run = gr.Button("Process video", variant="primary")
+        with gr.Column(scale=2):
+            result = gr.Video(label="Meshes over the clip", format=None, interactive=False)
+            summary = gr.Markdown()
+            files = gr.File(label="Per-frame results (.npz, .json)", file_count="multiple")
+
+    def run_video(path, smooth, limit, progress=gr.Progress()):
+        predictor = engine.predictor
+        if predictor is None:
+            raise gr.Error(engine.error or "No network loaded.")
+        if not path:
+            raise gr.Error("Please upload a video first.")
+        try:
+            done = process_video(predictor, engine.renderer, path, engine.output_dir(), smoothing=smooth,
+                                 max_frames=int(limit), progress=lambda i, n: progress(i / max(n, 1), desc="frames"))
+        except VideoError as err:
+            raise gr.Error(str(err)) from err
+        return str(done.video_path), done.message, [str(done.npz_path), str(done.json_path)]
+
+    run.click(run_video, inputs=[clip, smoothing, max_frames], outputs=[result, summary, files], api_name=False)
 
 
 def explorer_tab(engine: Engine, tab: gr.Tab) -> None:
