@@ -28,11 +28,13 @@ OUTPUT_SLOTS = 16  # download folders kept at once: older requests' files are ov
 
 
 def available_checkpoints(extra: str | Path | None = None) -> dict[str, Path]:
-    """Label -> file: the bundled weights, every .pt in the checkpoints folder, and `extra`."""
+    """Label -> file: the bundled weights, every .pt in the checkpoints folders (the
+    repository's and $PARE_CHECKPOINTS_DIR), and `extra`."""
     found = {BUNDLED: paths.BUNDLED_CHECKPOINT} if paths.BUNDLED_CHECKPOINT.is_file() else {}
-    for path in sorted(paths.CHECKPOINTS_DIR.glob("*.pt")):
-        if path != paths.BUNDLED_CHECKPOINT:
-            found[path.name] = path
+    for folder in paths.checkpoint_dirs():
+        for path in sorted(folder.glob("*.pt")):
+            if path != paths.BUNDLED_CHECKPOINT:
+                found.setdefault(path.name, path)
     if extra is not None and Path(extra).resolve() not in {p.resolve() for p in found.values()}:
         found[Path(extra).name] = Path(extra)
     return found

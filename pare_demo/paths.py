@@ -21,6 +21,14 @@ def cache_dir() -> Path:
 
 CHECKPOINTS_DIR = ASSETS_DIR / "checkpoints"
 BUNDLED_CHECKPOINT = CHECKPOINTS_DIR / "pare_bundled.pt"
+# Environment variable naming another folder of checkpoints the app offers (e.g. ~/pare-runs).
+CHECKPOINTS_DIR_ENV = "PARE_CHECKPOINTS_DIR"
+
+
+def checkpoint_dirs() -> list[Path]:
+    """Folders whose .pt files the app offers: the repository's, then $PARE_CHECKPOINTS_DIR."""
+    extra = os.environ.get(CHECKPOINTS_DIR_ENV)
+    return [CHECKPOINTS_DIR] + ([Path(extra).expanduser()] if extra else [])
 
 # A small synthetic set in 3DPW's layout, so the app's 3DPW explorer works out of the box.
 SAMPLES_DIR = ASSETS_DIR / "samples"

@@ -74,3 +74,20 @@ def test_3d_keypoints_figure_shows_an_upright_person_head_up():
     # A rotation, not a mirror: the person's left hand stays on the viewer's right.
     across = np.asarray(markers.x)
     assert across[SMPL_JOINT_NAMES.index("left_wrist")] > across[SMPL_JOINT_NAMES.index("right_wrist")]
+
+
+def test_checkpoints_offered_come_from_the_checkpoint_folders(tmp_path, monkeypatch, small_checkpoint):
+    import shutil
+
+    from pare_demo import paths
+    from pare_demo.engine import BUNDLED, available_checkpoints
+
+    monkeypatch.setenv(paths.CHECKPOINTS_DIR_ENV, str(tmp_path))
+    shutil.copyfile(small_checkpoint, tmp_path / "mine.pt")
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    found = available_checkpoints(extra=small_checkpoint)
+    assert found["mine.pt"] == tmp_path / "mine.pt" and "notes.txt" not in found
+    assert found[small_checkpoint.name] == small_checkpoint
+    assert (BUNDLED in found) == paths.BUNDLED_CHECKPOINT.is_file()
+    monkeypatch.delenv(paths.CHECKPOINTS_DIR_ENV)
+    assert "mine.pt" not in available_checkpoints()
