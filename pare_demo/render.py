@@ -1,9 +1,10 @@
-"""Mesh rendering with pyrender, headless: EGL (Mesa llvmpipe on a CPU, the GPU when there
-is one), OSMesa as the fallback, chosen once per process.
+"""Mesh rendering with OpenGL, headless: EGL (Mesa llvmpipe on a CPU, the GPU when there
+is one), OSMesa as the fallback, chosen once per process. pyrender only opens the context;
+the drawing is a few plain GL calls (see Renderer for why).
 
 Camera convention everywhere in pare-demo: pinhole, looking down +Z, image x right and
-y down (OpenCV). pyrender looks down -Z with y up, so meshes are turned 180 degrees
-about X on the way in.
+y down (OpenCV). The projection below maps that frame straight to clip space, so the meshes
+need no turning (GL_FLIP below turns them into OpenGL's frame, for other uses).
 """
 from __future__ import annotations
 
@@ -67,7 +68,14 @@ class MeshToRender:
     vertex_colors: np.ndarray | None = None  # (V, 3) 0-1
 
 
-GL_FLIP = np.diag([1.0, -1.0, -1.0])
+GL_FLIP = np.diag([1.0, -1.0, -1.0])  # camera frame <-> OpenGL's (-Z forward, y up)
+
+# Three white directional lights from behind the camera (above, lower left, lower right),
+# as unit vectors from the surface towards each light in the camera frame; a grey ambient.
+_LIGHTS = np.array([[0, -0.5, -1.0], [0.6, 0.3, -1.0], [-0.6, 0.3, -1.0]]) @ GL_FLIP
+_LIGHTS /= -np.linalg.norm(_LIGHTS, axis=1, keepdims=True)
+_LIGHT_INTENSITY, _AMBIENT, _ROUGHNESS = 1.1, 0.25, 0.7
+_SUPERSAMPLE = 2  # drawn at this many times the size, then averaged down: antialiasing
 
 
 def people_meshes(predictions, faces: np.ndarray, part_colors: np.ndarray | None = None) -> list[MeshToRender]:
@@ -80,7 +88,12 @@ def people_meshes(predictions, faces: np.ndarray, part_colors: np.ndarray | None
 
 
 class Renderer:
-    """One offscreen GL context, reused across frames and resized when the image size changes.
+    """Draws meshes with one offscreen GL context, reused across frames and sizes.
+
+    Fast on a CPU (llvmpipe) because: the lighting is computed per vertex in numpy and the
+    GPU only interpolates colours (per-pixel PBR shading was most of a frame); only the
+    window of the image that the meshes cover is drawn and read back; and antialiasing is
+    2x supersampling averaged by a blit, cheaper than 4x MSAA on llvmpipe.
 
     A GL context belongs to the thread that made it current, and servers (Gradio) call from
     worker threads: so the context lives on one thread of its own and every draw runs there."""
@@ -91,70 +104,35 @@ class Renderer:
         self.pyrender = _import_pyrender()
         self.platform = os.environ.get("PYOPENGL_PLATFORM", "")
         self._gl_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gl")
-        self._renderer = self._gl_thread.submit(self.pyrender.OffscreenRenderer, width, height).result()
-        self.size = (width, height)
-        _read_colour_only(self._renderer)
-
-    def _resize(self, width: int, height: int) -> None:
-        if (width, height) != self.size:
-            self._renderer.viewport_width, self._renderer.viewport_height = width, height
-            self.size = (width, height)
+        self._canvas = self._gl_thread.submit(_Canvas, self.pyrender, width, height).result()
 
     def render(self, meshes: list[MeshToRender], width: int, height: int, focal_length: float,
                principal_point=None, wireframe: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(RGB float image 0-1 of the meshes, (H, W) coverage 0-1). Depth order between
         meshes is resolved by the z-buffer, so people occlude each other correctly."""
-        return self._gl_thread.submit(self._render, meshes, width, height, focal_length,
-                                      principal_point, wireframe).result()
-
-    def _render(self, meshes, width, height, focal_length, principal_point, wireframe):
-        pr = self.pyrender
-        self._resize(width, height)
-        cx, cy = principal_point if principal_point is not None else (width / 2, height / 2)
-        scene = pr.Scene(bg_color=[0, 0, 0, 0], ambient_light=[0.25, 0.25, 0.25])
-        depths = []
-        # A mesh wholly behind the camera (a bad camera estimate) cannot be seen: skip it.
-        meshes = [m for m in meshes if m.vertices[:, 2].max() > 0]
-        if not meshes:
-            return np.zeros((height, width, 3), np.float32), np.zeros((height, width), np.float32)
-        for mesh in meshes:
-            verts = mesh.vertices @ GL_FLIP.T
-            depths.append(-verts[:, 2])
-            if mesh.vertex_colors is not None:
-                colors = np.concatenate([mesh.vertex_colors, np.ones((len(verts), 1))], axis=1)
-            else:
-                base = mesh.color if mesh.color is not None else person_color(0)
-                colors = np.tile(np.append(np.asarray(base, dtype=np.float64), 1.0), (len(verts), 1))
-            if wireframe:
-                prim = _wire_primitive(pr, verts, mesh.faces, colors)
-            else:
-                prim = pr.Primitive(positions=verts, indices=mesh.faces, color_0=colors,
-                                    normals=_vertex_normals(verts, mesh.faces),
-                                    material=pr.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=0.7))
-            scene.add(pr.Mesh([prim]))
-        depth = np.concatenate(depths)
-        znear = max(1e-3, float(depth[depth > 0].min()) * 0.5)
-        zfar = float(depth.max()) * 2 + 1.0
-        scene.add(pr.IntrinsicsCamera(fx=focal_length, fy=focal_length, cx=cx, cy=cy, znear=znear, zfar=zfar))
-        for direction in ([0, -0.5, -1.0], [0.6, 0.3, -1.0], [-0.6, 0.3, -1.0]):
-            scene.add(pr.DirectionalLight(color=np.ones(3), intensity=1.1), pose=_light_pose(direction))
-        color, _ = self._renderer.render(scene, flags=pr.RenderFlags.RGBA)
-        rgba = color.astype(np.float32) / 255.0
-        return rgba[..., :3], rgba[..., 3]
+        rgb = np.zeros((height, width, 3), np.float32)
+        alpha = np.zeros((height, width), np.float32)
+        drawn = self._draw(meshes, width, height, focal_length, principal_point, wireframe)
+        if drawn is not None:
+            rgba, box = drawn
+            alpha[box] = rgba[..., 3] / np.float32(255)
+            # Edge pixels hold colour x coverage (the background is 0): divide it back out.
+            rgb[box] = np.minimum(rgba[..., :3] / np.maximum(rgba[..., 3:], np.float32(1)), 1)
+        return rgb, alpha
 
     def overlay(self, image: np.ndarray, meshes: list[MeshToRender], focal_length: float,
                 principal_point=None, opacity: float = 0.85, wireframe: bool = False) -> np.ndarray:
         """The meshes drawn over an RGB uint8 image; pixels without mesh are unchanged."""
         h, w = image.shape[:2]
-        rgb, alpha = self.render(meshes, w, h, focal_length, principal_point, wireframe)
         out = image.copy()
-        rows, cols = np.nonzero(alpha.any(1))[0], np.nonzero(alpha.any(0))[0]
-        if len(rows) == 0:
+        drawn = self._draw(meshes, w, h, focal_length, principal_point, wireframe)
+        if drawn is None:
             return out
-        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))  # blend only where drawn
-        a = (alpha[box] * opacity)[..., None]
-        blended = image[box].astype(np.float32) / 255.0 * (1 - a) + rgb[box] * a
-        out[box] = np.where(alpha[box][..., None] > 0, (blended * 255).round(), image[box]).astype(np.uint8)
+        rgba, box = drawn
+        a = rgba[..., 3:] * np.float32(opacity / 255)
+        # Colour is premultiplied by coverage; where nothing was drawn rgba is 0 and this
+        # gives back the image exactly.
+        out[box] = (image[box] * (1 - a) + rgba[..., :3] * np.float32(opacity)).round().astype(np.uint8)
         return out
 
     def side_view(self, meshes: list[MeshToRender], size: tuple[int, int] = (480, 480),
@@ -180,27 +158,208 @@ class Renderer:
         return ((rgb * a + np.asarray(background) * (1 - a)) * 255).round().astype(np.uint8)
 
     def close(self) -> None:
-        self._gl_thread.submit(self._renderer.delete).result()
+        self._gl_thread.submit(self._canvas.delete).result()
         self._gl_thread.shutdown()
 
+    def _draw(self, meshes, width, height, focal_length, principal_point, wireframe):
+        """(RGBA uint8 of the window of the image holding the meshes, colour premultiplied by
+        coverage; the window as a pair of slices), or None when nothing is in view."""
+        cx, cy = principal_point if principal_point is not None else (width / 2, height / 2)
+        # A mesh wholly behind the camera (a bad camera estimate) cannot be seen: skip it.
+        meshes = [m for m in meshes if m.vertices[:, 2].max() > 0]
+        box = _screen_box(meshes, focal_length, cx, cy, width, height)
+        if box is None:
+            return None
+        x0, y0, x1, y1 = box
+        # All meshes in one draw; the z-buffer sorts them out.
+        positions, colors, indices, start = [], [], [], 0
+        for mesh in meshes:
+            verts = np.asarray(mesh.vertices, np.float64)
+            base = (mesh.vertex_colors if mesh.vertex_colors is not None
+                    else mesh.color if mesh.color is not None else person_color(0))
+            positions.append(verts)
+            colors.append(_shade(verts, _vertex_normals(verts, mesh.faces), base))
+            indices.append((_edges(mesh.faces) if wireframe else mesh.faces) + start)
+            start += len(verts)
+        depth = np.concatenate([p[:, 2] for p in positions])
+        znear = max(1e-3, float(depth[depth > 0].min()) * 0.5)
+        zfar = float(depth.max()) * 2 + 1.0
+        s = _SUPERSAMPLE
+        projection = _projection(focal_length * s, (cx - x0) * s, (cy - y0) * s,
+                                 (x1 - x0) * s, (y1 - y0) * s, znear, zfar)
+        rgba = self._gl_thread.submit(
+            self._canvas.draw, np.concatenate(positions).astype(np.float32),
+            np.concatenate(colors), np.concatenate(indices).astype(np.uint32), wireframe,
+            projection, x1 - x0, y1 - y0).result()
+        return rgba, (slice(y0, y1), slice(x0, x1))
 
-def _read_colour_only(offscreen) -> None:
-    """pyrender reads back and linearises the depth buffer on every frame, in numpy; we
-    only use colour and alpha, so replace that step for this renderer (-7 ms at 640x480)."""
-    from OpenGL import GL
 
-    inner = offscreen._renderer
+class _Canvas:
+    """An offscreen GL context (opened by pyrender on EGL or OSMesa) with a shader that
+    draws interpolated vertex colours, and framebuffers that only grow: a window is drawn
+    _SUPERSAMPLE times larger into one, then averaged down by a linear blit (each small
+    pixel's centre falls between its 2x2 big pixels) into the other and read back.
+    GL calls only: use it from the thread that made it."""
 
-    def read(scene, flags):
-        w, h = inner._main_fb_dims
-        GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, inner._main_fb_ms)
-        GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, inner._main_fb)
-        GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_LINEAR)
-        GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, inner._main_fb)
-        buf = GL.glReadPixels(0, 0, w, h, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE)
-        return np.flip(np.frombuffer(buf, np.uint8).reshape(h, w, 4), axis=0), None
+    _VERTEX_SHADER = """#version 330 core
+layout(location = 0) in vec3 position;
+layout(location = 1) in vec3 color;
+uniform mat4 projection;
+out vec3 vertex_color;
+void main() {
+    gl_Position = projection * vec4(position, 1.0);
+    vertex_color = color;
+}"""
+    _FRAGMENT_SHADER = """#version 330 core
+in vec3 vertex_color;
+out vec4 frag_color;
+void main() { frag_color = vec4(vertex_color, 1.0); }"""
 
-    inner._read_main_framebuffer = read
+    def __init__(self, pyrender, width: int, height: int):
+        from OpenGL import GL
+        from OpenGL.GL import shaders
+
+        self.offscreen = pyrender.OffscreenRenderer(8, 8)  # opens the context, current here
+        self.program = shaders.compileProgram(
+            shaders.compileShader(self._VERTEX_SHADER, GL.GL_VERTEX_SHADER),
+            shaders.compileShader(self._FRAGMENT_SHADER, GL.GL_FRAGMENT_SHADER))
+        self.projection_at = GL.glGetUniformLocation(self.program, "projection")
+        self.vao = GL.glGenVertexArrays(1)
+        self.buffers = GL.glGenBuffers(3)  # positions, colours, indices
+        GL.glBindVertexArray(self.vao)
+        for location, buffer in enumerate(self.buffers[:2]):
+            GL.glBindBuffer(GL.GL_ARRAY_BUFFER, buffer)
+            GL.glEnableVertexAttribArray(location)
+            GL.glVertexAttribPointer(location, 3, GL.GL_FLOAT, GL.GL_FALSE, 0, None)
+        GL.glBindBuffer(GL.GL_ELEMENT_ARRAY_BUFFER, self.buffers[2])  # remembered by the VAO
+        self.capacity = (0, 0)
+        self.framebuffers, self.renderbuffers = [], []
+        self._grow(width, height)
+
+    def _grow(self, width: int, height: int) -> None:
+        """Framebuffers of at least this (small) size: re-made only when a window is larger
+        than any before, so drawing windows of changing sizes costs no re-allocation."""
+        from OpenGL import GL
+
+        if width <= self.capacity[0] and height <= self.capacity[1]:
+            return
+        self._delete_framebuffers()
+        w, h = max(width, self.capacity[0]), max(height, self.capacity[1])
+        s = _SUPERSAMPLE
+        self.renderbuffers = list(GL.glGenRenderbuffers(3))
+        self.framebuffers = list(GL.glGenFramebuffers(2))  # big (colour, depth), small (colour)
+        storage = ((GL.GL_RGBA8, w * s, h * s), (GL.GL_DEPTH_COMPONENT24, w * s, h * s), (GL.GL_RGBA8, w, h))
+        for buffer, (kind, bw, bh) in zip(self.renderbuffers, storage):
+            GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, buffer)
+            GL.glRenderbufferStorage(GL.GL_RENDERBUFFER, kind, bw, bh)
+        attach = ((0, GL.GL_COLOR_ATTACHMENT0, 0), (0, GL.GL_DEPTH_ATTACHMENT, 1), (1, GL.GL_COLOR_ATTACHMENT0, 2))
+        for fb, point, rb in attach:
+            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.framebuffers[fb])
+            GL.glFramebufferRenderbuffer(GL.GL_FRAMEBUFFER, point, GL.GL_RENDERBUFFER, self.renderbuffers[rb])
+        self.capacity = (w, h)
+
+    def draw(self, positions, colors, indices, lines: bool, projection, width: int, height: int) -> np.ndarray:
+        """(height, width, 4) uint8 RGBA of the triangles (or lines), top row first."""
+        from OpenGL import GL
+
+        self._grow(width, height)
+        s = _SUPERSAMPLE
+        GL.glBindVertexArray(self.vao)
+        targets = (GL.GL_ARRAY_BUFFER, GL.GL_ARRAY_BUFFER, GL.GL_ELEMENT_ARRAY_BUFFER)
+        for target, buffer, data in zip(targets, self.buffers, (positions, colors, indices)):
+            GL.glBindBuffer(target, buffer)
+            GL.glBufferData(target, data, GL.GL_STREAM_DRAW)
+        GL.glUseProgram(self.program)
+        GL.glUniformMatrix4fv(self.projection_at, 1, GL.GL_TRUE, projection.astype(np.float32))
+
+        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self.framebuffers[0])
+        GL.glViewport(0, 0, width * s, height * s)
+        GL.glEnable(GL.GL_SCISSOR_TEST)  # clear only the window, not the whole framebuffer
+        GL.glScissor(0, 0, width * s, height * s)
+        GL.glClearColor(0, 0, 0, 0)
+        GL.glClear(GL.GL_COLOR_BUFFER_BIT | GL.GL_DEPTH_BUFFER_BIT)
+        GL.glDisable(GL.GL_SCISSOR_TEST)
+        GL.glEnable(GL.GL_DEPTH_TEST)
+        GL.glDepthFunc(GL.GL_LESS)
+        GL.glDisable(GL.GL_BLEND)
+        GL.glEnable(GL.GL_CULL_FACE)  # back faces are hidden anyway: skip them
+        GL.glLineWidth(float(s))  # wireframe lines a small pixel wide
+        GL.glDrawElements(GL.GL_LINES if lines else GL.GL_TRIANGLES, indices.size, GL.GL_UNSIGNED_INT, None)
+
+        GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self.framebuffers[0])
+        GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, self.framebuffers[1])
+        GL.glBlitFramebuffer(0, 0, width * s, height * s, 0, 0, width, height,
+                             GL.GL_COLOR_BUFFER_BIT, GL.GL_LINEAR)
+        GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self.framebuffers[1])
+        pixels = GL.glReadPixels(0, 0, width, height, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE)
+        return np.frombuffer(pixels, np.uint8).reshape(height, width, 4)[::-1]  # GL: bottom row first
+
+    def _delete_framebuffers(self) -> None:
+        from OpenGL import GL
+
+        if self.framebuffers:
+            GL.glDeleteFramebuffers(len(self.framebuffers), self.framebuffers)
+            GL.glDeleteRenderbuffers(len(self.renderbuffers), self.renderbuffers)
+        self.framebuffers, self.renderbuffers = [], []
+
+    def delete(self) -> None:
+        from OpenGL import GL
+
+        self._delete_framebuffers()
+        GL.glDeleteBuffers(len(self.buffers), self.buffers)
+        GL.glDeleteVertexArrays(1, [self.vao])
+        GL.glDeleteProgram(self.program)
+        self.offscreen.delete()
+
+
+def _projection(focal, cx, cy, width, height, znear, zfar) -> np.ndarray:
+    """OpenGL projection of a pinhole camera in our frame (+Z forward, y down) onto a
+    width x height framebuffer (image top at its top)."""
+    return np.array([[2 * focal / width, 0, 2 * cx / width - 1, 0],
+                     [0, -2 * focal / height, 1 - 2 * cy / height, 0],
+                     [0, 0, (zfar + znear) / (zfar - znear), -2 * zfar * znear / (zfar - znear)],
+                     [0, 0, 1, 0]])
+
+
+def _screen_box(meshes, focal_length, cx, cy, width, height, margin: int = 2):
+    """(x0, y0, x1, y1): the pixels the meshes can cover, from their projected vertices (a
+    triangle stays inside its corners' box) and a margin for antialiasing, clipped to the
+    image. The whole image when a vertex is at or behind the camera plane (the near plane
+    cuts such triangles anywhere); None when nothing is in view."""
+    if not meshes:
+        return None
+    verts = np.concatenate([m.vertices for m in meshes])
+    if verts[:, 2].min() <= 1e-6:
+        return 0, 0, width, height
+    uv = verts[:, :2] / verts[:, 2:] * focal_length + [cx, cy]
+    x0, y0 = np.clip(np.floor(uv.min(0)) - margin, 0, [width, height]).astype(int)
+    x1, y1 = np.clip(np.ceil(uv.max(0)) + margin, 0, [width, height]).astype(int)
+    return (int(x0), int(y0), int(x1), int(y1)) if x1 > x0 and y1 > y0 else None
+
+
+def _shade(vertices: np.ndarray, normals: np.ndarray, base) -> np.ndarray:
+    """(V, 3) float32 vertex colours: `base` (3,) or (V, 3) lit as pyrender's
+    metallic-roughness shader lights a rough (0.7) non-metal under _LIGHTS and the ambient,
+    gamma-encoded. Per vertex rather than per pixel: the body mesh is dense enough that the
+    interpolated colours look the same, and llvmpipe shades far fewer points."""
+    view = -vertices / np.linalg.norm(vertices, axis=1, keepdims=True)  # the camera is at 0
+    nv = np.clip(np.abs(np.einsum("ij,ij->i", normals, view)), 1e-3, 1)
+    a2 = _ROUGHNESS ** 4  # pyrender's microfacet alpha is roughness squared
+    k = (_ROUGHNESS + 1) ** 2 / 8
+    light = np.full(len(vertices), _AMBIENT)
+    for to_light in _LIGHTS:
+        half = view + to_light
+        half /= np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-12)
+        nl = np.clip(normals @ to_light, 1e-3, 1)
+        nh = np.clip(np.einsum("ij,ij->i", normals, half), 0, 1)
+        vh = np.clip(np.einsum("ij,ij->i", view, half), 0, 1)
+        fresnel = 0.04 + 0.96 * (1 - vh) ** 5
+        geometry = nv / (nv * (1 - k) + k) * nl / (nl * (1 - k) + k)
+        distribution = a2 / (np.pi * (nh ** 2 * (a2 - 1) + 1) ** 2)
+        diffuse = (1 - fresnel) * 0.96 / np.pi
+        specular = fresnel * geometry * distribution / (4 * nl * nv + 1e-3)
+        light += _LIGHT_INTENSITY * nl * (diffuse + specular)
+    return (np.clip(np.asarray(base, np.float64) * light[:, None], 0, 1) ** (1 / 2.2)).astype(np.float32)
 
 
 def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -213,10 +372,10 @@ def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
 
-def _wire_primitive(pr, vertices, faces, colors):
+def _edges(faces: np.ndarray) -> np.ndarray:
+    """(E, 2) unique edges of the triangles, for GL_LINES."""
     edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    edges = np.unique(np.sort(edges, axis=1), axis=0)
-    return pr.Primitive(positions=vertices, indices=edges, color_0=colors, mode=1)  # GL_LINES
+    return np.unique(np.sort(edges, axis=1), axis=0)
 
 
 def _rotation_x(a: float) -> np.ndarray:
@@ -225,15 +384,3 @@ def _rotation_x(a: float) -> np.ndarray:
 
 def _rotation_y(a: float) -> np.ndarray:
     return np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
-
-
-def _light_pose(direction) -> np.ndarray:
-    """A pose whose -Z axis points along `direction` (GL camera frame)."""
-    z = -np.asarray(direction, dtype=np.float64)
-    z /= np.linalg.norm(z)
-    x = np.cross([0.0, 1.0, 0.0], z)
-    x = x / np.linalg.norm(x) if np.linalg.norm(x) > 1e-6 else np.array([1.0, 0, 0])
-    y = np.cross(z, x)
-    pose = np.eye(4)
-    pose[:3, :3] = np.stack([x, y, z], axis=1)
-    return pose

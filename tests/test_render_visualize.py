@@ -1,3 +1,5 @@
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,14 @@ from pare_demo.body.joint_names import SMPL_JOINT_NAMES
 from pare_demo.colors import LEFT_COLOR, PART_COLORS, RIGHT_COLOR, to_uint8
 from pare_demo.crop import make_crop
 from pare_demo.geometry import perspective_projection
-from pare_demo.render import GL_FLIP, MeshToRender, Renderer
+from pare_demo.render import (
+    _LIGHTS,
+    GL_FLIP,
+    MeshToRender,
+    Renderer,
+    _screen_box,
+    _vertex_normals,
+)
 
 FOCAL = 600.0
 
@@ -85,6 +94,135 @@ def test_side_view_turns_the_body(renderer, body):
     side = renderer.side_view([MeshToRender(vertices + [0, 0, 4], faces)], yaw_degrees=90)
     width = lambda im: np.ptp(np.nonzero((im < 250).any(2))[1])  # noqa: E731
     assert width(side) < 0.5 * width(front)  # the T-pose's arms point at the viewer
+
+
+def test_window_render_equals_a_crop_of_a_larger_image(renderer, body):
+    """Only the window the meshes cover is drawn: the result must not depend on where that
+    window sits. The same scene in a larger image (principal point moved along) gives the same
+    pixels, with two people overlapping, one partly outside the small image, and a body lying
+    through the camera plane (drawn over the whole image)."""
+    vertices, faces, _, _ = body
+    lying = vertices @ np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]).T + [0, 0.4, 0.6]
+    assert lying[:, 2].min() < 0 < lying[:, 2].max()
+    scenes = [[MeshToRender(vertices + [0.0, 0, 4.0], faces, color=np.array([1.0, 0, 0])),
+               MeshToRender(vertices + [0.5, 0.1, 5.0], faces, color=np.array([0, 0, 1.0])),
+               MeshToRender(vertices + [2.2, -0.5, 4.0], faces)],
+              [MeshToRender(lying, faces)]]
+    for meshes in scenes:
+        rgb, alpha = renderer.render(meshes, 640, 480, FOCAL)
+        big_rgb, big_alpha = renderer.render(meshes, 840, 680, FOCAL, principal_point=(420, 340))
+        crop = (slice(100, 580), slice(100, 740))
+        assert (alpha > 0).sum() > 5000
+        assert np.abs(big_alpha[crop] - alpha).max() <= 2 / 255
+        assert np.abs(big_rgb[crop] - rgb).max() <= 2 / 255
+    assert renderer.render(scenes[0], 640, 480, FOCAL)[1][:, -1].max() == 1  # cut by the border
+
+
+def test_screen_box(body):
+    vertices, faces, _, _ = body
+    t = np.array([0.3, -0.1, 4.0])
+    x0, y0, x1, y1 = _screen_box([MeshToRender(vertices + t, faces)], FOCAL, 320, 240, 640, 480)
+    uv = project(vertices, t)
+    assert -4 <= x0 - uv[:, 0].min() <= -1 and 1 <= x1 - uv[:, 0].max() <= 4
+    assert -4 <= y0 - uv[:, 1].min() <= -1 and 1 <= y1 - uv[:, 1].max() <= 4
+    assert _screen_box([MeshToRender(vertices + [4.0, 0, 4.0], faces)], FOCAL, 320, 240, 640, 480) is None
+    crossing = MeshToRender(vertices + [0, 0, 0.5], faces)  # some vertices behind the camera
+    assert _screen_box([crossing], FOCAL, 320, 240, 640, 480) == (0, 0, 640, 480)
+
+
+def _reference_pbr(vertices, faces, color, width, height):
+    """The renderer's former look: pyrender's per-pixel metallic-roughness shader, same lights.
+    Call it on the renderer's GL thread: it draws in that context (a second EGL context would
+    terminate the display they share when deleted)."""
+    import pyrender as pr
+
+    verts = vertices @ GL_FLIP.T
+    prim = pr.Primitive(positions=verts, indices=faces, normals=_vertex_normals(verts, faces),
+                        color_0=np.tile(np.append(color, 1.0), (len(verts), 1)),
+                        material=pr.MetallicRoughnessMaterial(metallicFactor=0.0, roughnessFactor=0.7))
+    scene = pr.Scene(bg_color=[0, 0, 0, 0], ambient_light=[0.25] * 3)
+    scene.add(pr.Mesh([prim]))
+    scene.add(pr.IntrinsicsCamera(fx=FOCAL, fy=FOCAL, cx=width / 2, cy=height / 2, znear=1.0, zfar=20.0))
+    for to_light in _LIGHTS @ GL_FLIP:  # a light shines along its pose's -Z
+        z = to_light / np.linalg.norm(to_light)
+        x = np.cross([0.0, 1.0, 0.0], z)
+        x /= np.linalg.norm(x)
+        pose = np.eye(4)
+        pose[:3, :3] = np.stack([x, np.cross(z, x), z], axis=1)
+        scene.add(pr.DirectionalLight(color=np.ones(3), intensity=1.1), pose=pose)
+    gl = pr.Renderer(width, height)
+    try:
+        rgba, _ = gl.render(scene, flags=pr.RenderFlags.RGBA | pr.RenderFlags.OFFSCREEN)
+    finally:
+        gl.delete()
+    return rgba[..., :3] / 255.0, rgba[..., 3] / 255.0
+
+
+def test_vertex_lighting_matches_pyrender_shading(renderer, body):
+    """Lighting per vertex in numpy reproduces pyrender's per-pixel PBR shading inside the body."""
+    vertices, faces, _, _ = body
+    color = np.array([0.9, 0.55, 0.3])
+    placed = vertices + [0, 0, 4.0]
+    rgb, alpha = renderer.render([MeshToRender(placed, faces, color=color)], 640, 480, FOCAL)
+    ref_rgb, ref_alpha = renderer._gl_thread.submit(_reference_pbr, placed, faces, color, 640, 480).result()
+    inside = (alpha == 1) & (ref_alpha == 1)
+    assert inside.sum() > 0.9 * (ref_alpha == 1).sum()
+    diff = np.abs(rgb[inside] - ref_rgb[inside]).max(1)
+    assert diff.mean() < 0.01 and np.percentile(diff, 99) < 0.05
+    assert np.ptp(rgb[inside][:, 1]) > 0.2  # shaded, not flat
+
+
+def test_antialiased_edges_blend_without_dark_fringe(renderer):
+    """Edge pixels are partly covered; render() gives their straight colour (the resolve had
+    multiplied it by coverage) and overlay() mixes it with the image by that coverage."""
+    c, s = np.cos(0.5), np.sin(0.5)
+    square = np.array([[-0.5, -0.5, 0], [0.5, -0.5, 0], [0.5, 0.5, 0], [-0.5, 0.5, 0]])
+    square = square @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]).T + [0, 0, 5]  # tilted edges
+    quad = MeshToRender(square, np.array([[0, 2, 1], [0, 3, 2]]), color=np.array([0.2, 0.8, 0.3]))
+    rgb, alpha = renderer.render([quad], 640, 480, FOCAL)
+    edge = (alpha > 0) & (alpha < 1)
+    assert edge.sum() > 100 and (alpha == 1).sum() > 10000
+    inner = np.median(rgb[alpha == 1], axis=0)
+    assert np.abs(rgb[edge] - inner).max() < 0.03
+    white = np.full((480, 640, 3), 255, np.uint8)
+    out = renderer.overlay(white, [quad], FOCAL, opacity=1.0)
+    expected = 255 * (1 - alpha[..., None]) + 255 * inner * alpha[..., None]
+    assert np.abs(out[edge] - expected[edge]).max() <= 9
+    # The other winding faces away from the camera: culled.
+    _, back = renderer.render([MeshToRender(square, np.array([[0, 1, 2], [0, 2, 3]]))], 640, 480, FOCAL)
+    assert back.max() == 0
+
+
+def test_vertex_colours_and_wireframe(renderer, body):
+    vertices, faces, _, _ = body
+    t = np.array([0, 0, 2.0])
+    colors = np.tile([1.0, 0, 0], (len(vertices), 1))
+    head = vertices[:, 1] < vertices[:, 1].min() + 0.2  # y points down: the top of the head
+    colors[head] = [0, 1.0, 0]
+    rgb, solid = renderer.render([MeshToRender(vertices + t, faces, vertex_colors=colors)], 640, 480, FOCAL)
+    head_px = project(vertices[head].mean(0, keepdims=True), t)[0].round().astype(int)
+    body_px = project(vertices[~head].mean(0, keepdims=True), t)[0].round().astype(int)
+    assert rgb[head_px[1], head_px[0], 1] > 2 * rgb[head_px[1], head_px[0], 0]
+    assert rgb[body_px[1], body_px[0], 0] > 2 * rgb[body_px[1], body_px[0], 1]
+    _, wire = renderer.render([MeshToRender(vertices + t, faces)], 640, 480, FOCAL, wireframe=True)
+    grown = solid > 0  # the lines stay on the body (give or take a pixel) and leave gaps
+    grown = grown | np.roll(grown, 1, 0) | np.roll(grown, -1, 0) | np.roll(grown, 1, 1) | np.roll(grown, -1, 1)
+    assert (wire[~grown] == 0).all()
+    assert (wire > 0).sum() > 0.8 * (solid > 0).sum() and wire[solid == 1].mean() < 0.9
+
+
+def test_sizes_and_threads_do_not_change_the_pixels(renderer, body):
+    """Framebuffers grow and are reused for smaller windows; calls from several threads run
+    one at a time on the renderer's GL thread."""
+    vertices, faces, _, _ = body
+    meshes = [MeshToRender(vertices + [0.2, 0, 5.0], faces)]
+    image = np.full((240, 320, 3), 40, np.uint8)
+    first = renderer.overlay(image, meshes, FOCAL / 2)
+    renderer.render([MeshToRender(vertices + [0, 0, 1.5], faces)], 1280, 960, FOCAL)  # a large window
+    with ThreadPoolExecutor(4) as pool:
+        again = list(pool.map(lambda _: renderer.overlay(image, meshes, FOCAL / 2), range(8)))
+    assert (first != image).any(2).sum() > 1000
+    assert all(np.array_equal(first, out) for out in again)
 
 
 def test_heatmap_overlay_peaks_where_the_map_peaks():
