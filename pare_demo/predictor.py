@@ -22,6 +22,7 @@ from pare_demo.geometry import (CROP_FOCAL_LENGTH, crop_to_full_camera, perspect
                                 rotmat_to_axis_angle)
 from pare_demo.images import downscale_huge, to_rgb_uint8
 from pare_demo.models import model_from_checkpoint
+from pare_demo.optimize import optimize_for_inference, torch_threads
 
 
 @dataclass
@@ -65,28 +66,50 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+BACKENDS = ("torch", "optimized", "onnx")
+
+
+def default_backend(device: torch.device) -> str:
+    """The fastest measured path (pare_demo.benchmark): ONNX Runtime on a CPU, the
+    optimised PyTorch network (fp16 autocast) on CUDA or without onnxruntime."""
+    if device.type == "cpu":
+        try:
+            import onnxruntime  # noqa: F401
+            return "onnx"
+        except ImportError:
+            pass
+    return "optimized"
+
+
 class Predictor:
     def __init__(self, checkpoint: str | Path | None = None, body_model: str | None = None,
-                 device: str | torch.device = "auto", backend: str = "torch",
+                 device: str | torch.device = "auto", backend: str = "auto",
                  detector: PersonDetector | None = None):
         """checkpoint=None: the bundled weights. body_model=None: the one the checkpoint was
-        trained with ("open" or "smpl"). backend: "torch" or "onnx" (ONNX Runtime)."""
+        trained with ("open" or "smpl"). backend: "torch" (eager fp32, the reference),
+        "optimized" (pare_demo.optimize; fp16 autocast on CUDA), "onnx" (ONNX Runtime) or
+        "auto" (the fastest here, see default_backend)."""
         self.device = pick_device(device)
         self.checkpoint_path = Path(checkpoint) if checkpoint else paths.BUNDLED_CHECKPOINT
         ckpt = load_checkpoint(self.checkpoint_path)
-        self.model = model_from_checkpoint(ckpt).to(self.device).eval()
+        self.model = model_from_checkpoint(ckpt).to(self.device).eval()  # eager, always kept
         self.config = self.model.config
         self.meta = ckpt["meta"]
         self.body_model = load_body_model(body_model or self.config.body_model, device=self.device)
         self.detector = detector or PersonDetector()
-        self.backend = backend
-        self._onnx = None
-        if backend == "onnx":
+        self.backend = default_backend(self.device) if backend == "auto" else backend
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)} or 'auto', not {backend!r}")
+        self._network = self.model
+        # PyTorch threads while predicting; None: PyTorch's default (see pare_demo.optimize).
+        self.torch_threads = None
+        if self.backend == "onnx":
             from pare_demo.export_onnx import OnnxNetwork
 
-            self._onnx = OnnxNetwork.for_checkpoint(self.model, self.checkpoint_path)
-        elif backend != "torch":
-            raise ValueError(f"backend must be 'torch' or 'onnx', not {backend!r}")
+            self._network = OnnxNetwork.for_checkpoint(self.model, self.checkpoint_path)
+            self.torch_threads = 1 if self.device.type == "cpu" else None
+        elif self.backend == "optimized":
+            self._network = optimize_for_inference(self.model, self.device)
         mean = torch.tensor(self.config.mean, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(self.config.std, device=self.device).view(1, 3, 1, 1)
         self._mean, self._std = mean, std
@@ -104,15 +127,15 @@ class Predictor:
 
     def run_network(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Normalised crops -> pose, betas, cam, part_logits, part_attention."""
-        if self._onnx is not None:
-            return self._onnx(images)
+        if self.backend == "onnx":
+            return self._network(images)
         with torch.inference_mode(), self._autocast():
-            out = self.model(images)
+            out = self._network(images)
         return {k: getattr(out, k).float() for k in ("pose", "betas", "cam", "part_logits", "part_attention")}
 
     @contextmanager
     def _autocast(self):
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and self.backend == "optimized":
             with torch.autocast("cuda", dtype=torch.float16):
                 yield
         else:
@@ -121,6 +144,10 @@ class Predictor:
     def predict(self, image, boxes=None) -> list[Prediction]:
         """All people in an RGB image (any dtype/channels; see pare_demo.images).
         boxes: optional (N, 4) x0, y0, x1, y1 in pixels, used instead of the detector."""
+        with torch_threads(self.torch_threads):
+            return self._predict(image, boxes)
+
+    def _predict(self, image, boxes) -> list[Prediction]:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
