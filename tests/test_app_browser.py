@@ -1,4 +1,5 @@
 """The real app, served by Gradio, driven by Debian's Chromium through Playwright."""
+import os
 import shutil
 import socket
 import subprocess
@@ -14,7 +15,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  # Chromium's own moving test pattern as the webcam, allowed without a prompt.
+                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 SCREENSHOTS = ROOT / "docs"
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
@@ -32,10 +35,14 @@ def app_url(small_checkpoint, tmp_path_factory):
     from pare_demo import paths
 
     checkpoint = paths.BUNDLED_CHECKPOINT if paths.BUNDLED_CHECKPOINT.is_file() else small_checkpoint
+    # A second network the Model tab can switch to.
+    user_checkpoints = tmp_path_factory.mktemp("user_checkpoints")
+    shutil.copyfile(small_checkpoint, user_checkpoints / "untrained_test.pt")
+    env = dict(os.environ, PARE_CHECKPOINTS_DIR=str(user_checkpoints))
     port = free_port()
     log = open(tmp_path_factory.mktemp("app") / "app.log", "w")
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--checkpoint",
-                             str(checkpoint)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                             str(checkpoint)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -71,9 +78,13 @@ def image_pixels(page, label: str) -> np.ndarray:
     """The pixels an output image component shows, fetched by the browser."""
     src = page.locator(f"[data-testid='block-label']:has-text('{label}')").locator(
         "xpath=ancestor::div[contains(@class,'block')][1]").locator("img").first.get_attribute("src")
-    data = page.evaluate("async (src) => Array.from(new Uint8Array(await (await fetch(src)).arrayBuffer()))", src)
+    return image_pixels_from(page, src)
+
+
+def image_pixels_from(page, src: str) -> np.ndarray:
     import io
 
+    data = page.evaluate("async (src) => Array.from(new Uint8Array(await (await fetch(src)).arrayBuffer()))", src)
     return np.asarray(Image.open(io.BytesIO(bytes(data))).convert("RGB"))
 
 
@@ -119,9 +130,25 @@ def test_body_model_and_model_tabs(page):
     plot.first.wait_for(timeout=60000)
     page.screenshot(path=str(SCREENSHOTS / "app_body_model_tab.jpg"), full_page=True, type="jpeg", quality=80)
     page.get_by_role("tab", name="Model", exact=True).click()
-    page.get_by_text("PARE from").first.wait_for(timeout=10000)
+    description = page.get_by_text("PARE from").first
+    description.wait_for(timeout=10000)
+    started_with = description.inner_text().split("PARE from ")[1].split(",")[0]
     assert page.get_by_text("SMPL_NEUTRAL.pkl").count() >= 1
     page.screenshot(path=str(SCREENSHOTS / "app_model_tab.jpg"), full_page=True, type="jpeg", quality=80)
+
+    # Switch to the other network and back, without a restart.
+    checkpoint = page.get_by_label("Checkpoint")
+    for name in ("untrained_test.pt", None):
+        checkpoint.click()
+        options = page.get_by_role("option")
+        options.first.wait_for(timeout=10000)
+        labels = [options.nth(i).inner_text().split("\n")[-1].strip() for i in range(options.count())]  # no "✓"
+        assert "untrained_test.pt" in labels
+        target = name or next(label for label in labels if label != "untrained_test.pt")
+        page.get_by_role("option", name=target, exact=True).click()
+        page.get_by_role("button", name="Load", exact=True).click()
+        expected = "untrained_test.pt" if name else started_with
+        page.get_by_text(f"PARE from {expected},").first.wait_for(timeout=60000)
 
 
 def test_only_gradio_outputs_are_served(app_url):
@@ -211,3 +238,55 @@ def test_video_tab_returns_a_playable_clip_and_explains_an_empty_one(page, tmp_p
     page.wait_for_timeout(1500)
     page.get_by_role("button", name="Process video").click()
     page.get_by_text("No person found in any frame").first.wait_for(timeout=120000)
+
+
+def test_webcam_tab_streams_from_the_fake_camera(page):
+    import re
+
+    page.get_by_role("tab", name="Webcam").click()
+    camera = block(page, "Camera")
+    camera.get_by_text("Click to Access Webcam").click()
+    camera.get_by_role("button", name="capture photo").click()  # start streaming
+    status = page.get_by_text(re.compile(r"\d+\.\d fps"))
+    status.first.wait_for(timeout=60000)
+    seen = []
+    for _ in range(40):  # the fake camera's pattern moves, so the results differ over time
+        source = block(page, "Live result").locator("img").first.get_attribute("src")
+        if source and source not in seen:
+            seen.append(source)
+        if len(seen) >= 3:
+            break
+        page.wait_for_timeout(500)
+    assert len(seen) >= 3
+    first, last = (image_pixels_from(page, src) for src in (seen[0], seen[-1]))
+    assert first.shape == last.shape and np.abs(first.astype(int) - last).mean() > 1
+    page.screenshot(path=str(SCREENSHOTS / "app_webcam_tab.jpg"), full_page=True, type="jpeg", quality=80)
+
+
+def test_image_tab_bad_inputs_give_messages_and_a_huge_photo_works(page, tmp_path):
+    page.reload()
+    page.get_by_role("tab", name="Image").click()
+    analyse = page.get_by_role("button", name="Analyse")
+    analyse.wait_for(timeout=60000)
+    analyse.click()  # nothing uploaded
+    page.get_by_text("Please upload an image first").first.wait_for(timeout=30000)
+
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.full((10, 10, 3), 200, np.uint8)).save(tiny)
+    upload(page, tiny)
+    analyse.click()
+    page.get_by_text("10x10 pixels: too small").first.wait_for(timeout=30000)
+
+    # A 60-megapixel photo: analysed on a downscaled copy, drawn at display size.
+    huge = tmp_path / "huge.jpg"
+    ramp = np.linspace(0, 255, 10000, dtype=np.uint8)
+    Image.fromarray(np.stack(np.broadcast_arrays(ramp[None, :], ramp[:6000, None], 128 * np.ones((1, 1), np.uint8)),
+                             axis=2)).save(huge, quality=80)
+    page.reload()
+    page.get_by_role("button", name="Analyse").wait_for(timeout=60000)
+    upload(page, huge)
+    page.wait_for_timeout(3000)
+    page.get_by_role("button", name="Analyse").click()
+    page.get_by_text("person(s) on CPU").first.wait_for(timeout=120000)
+    overlay = image_pixels(page, "Mesh overlay")
+    assert max(overlay.shape[:2]) == 1600 and overlay.shape[0] == 960
