@@ -77,6 +77,16 @@ def _person_index(label, count: int) -> int:
     return min(max(k, 0), count - 1)
 
 
+def attention_views():
+    """The part picker and the three attention pictures, laid out alike in every tab."""
+    part = gr.Dropdown(label="Body part", choices=list(SMPL_JOINT_NAMES), value="left_wrist", interactive=True)
+    with gr.Row():
+        heatmap = gr.Image(label="Part attention", interactive=False)
+        part_map = gr.Image(label="Most likely part per pixel", interactive=False)
+    grid = gr.Image(label="All 24 part-attention maps", interactive=False)
+    return part, heatmap, part_map, grid
+
+
 def image_tab(engine: Engine) -> None:
     analysis_state = gr.State(None)
     with gr.Row():
@@ -93,13 +103,8 @@ def image_tab(engine: Engine) -> None:
                 overlay = gr.Image(label="Mesh overlay", interactive=False)
                 side = gr.Image(label="Side view", interactive=False)
                 keypoints = gr.Image(label="2D keypoints", interactive=False)
-    with gr.Row():
-        person = gr.Dropdown(label="Person", choices=[], interactive=True)
-        part = gr.Dropdown(label="Body part", choices=list(SMPL_JOINT_NAMES), value="left_wrist", interactive=True)
-    with gr.Row():
-        heatmap = gr.Image(label="Part attention", interactive=False)
-        part_map = gr.Image(label="Most likely part per pixel", interactive=False)
-    grid = gr.Image(label="All 24 part-attention maps", interactive=False)
+    person = gr.Dropdown(label="Person", choices=[], interactive=True)
+    part, heatmap, part_map, grid = attention_views()
     with gr.Row():
         skeleton = gr.Plot(label="3D keypoints")
         mesh = gr.Model3D(label="Mesh (part colours)")
@@ -236,12 +241,7 @@ def explorer_tab(engine: Engine, tab: gr.Tab) -> None:
     with gr.Row():
         joint_errors = gr.Plot(label="Error per joint")
         skeleton = gr.Plot(label="3D keypoints with errors")
-    with gr.Row():
-        part = gr.Dropdown(label="Body part", choices=list(SMPL_JOINT_NAMES), value="left_wrist", interactive=True)
-    with gr.Row():
-        heatmap = gr.Image(label="Part attention", interactive=False)
-        part_map = gr.Image(label="Most likely part per pixel", interactive=False)
-        grid = gr.Image(label="All 24 part-attention maps", interactive=False)
+    part, heatmap, part_map, grid = attention_views()
     with gr.Row():
         sequence_button = gr.Button("Errors over the whole sequence")
         occlusion_button = gr.Button("Occlusion sensitivity of this frame")

@@ -27,3 +27,13 @@ def small_checkpoint(tmp_path_factory):
         model.head.cam_regressor.bias.copy_(torch.tensor([0.9, 0.0, 0.0]))
     path = tmp_path_factory.mktemp("ckpt") / "small.pt"
     return save_checkpoint(path, model.config.to_dict(), model.state_dict(), {"note": "untrained"})
+
+
+@pytest.fixture(scope="session")
+def renderer():
+    """One headless GL renderer for the whole session, as the app keeps one."""
+    from pare_demo.render import Renderer
+
+    r = Renderer()
+    yield r
+    r.close()

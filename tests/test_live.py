@@ -6,7 +6,6 @@ from skimage import data
 from pare_demo.detect import PersonDetector
 from pare_demo.live import LiveSession, follow
 from pare_demo.predictor import Predictor
-from pare_demo.render import Renderer
 
 
 class CountingDetector(PersonDetector):
@@ -26,13 +25,6 @@ class CountingDetector(PersonDetector):
 def predictor():
     # The bundled weights put a body on the person, so the tracked box stays on her.
     return Predictor(device="cpu", detector=CountingDetector())
-
-
-@pytest.fixture(scope="module")
-def renderer():
-    r = Renderer()
-    yield r
-    r.close()
 
 
 @pytest.fixture(scope="module")

@@ -15,19 +15,11 @@ from pare_demo.render import (
     _LIGHTS,
     GL_FLIP,
     MeshToRender,
-    Renderer,
     _screen_box,
     _vertex_normals,
 )
 
 FOCAL = 600.0
-
-
-@pytest.fixture(scope="module")
-def renderer():
-    r = Renderer()
-    yield r
-    r.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import torch
 
 from pare_demo.detect import Detection, PersonDetector
 from pare_demo.predictor import Predictor
-from pare_demo.render import Renderer
 from pare_demo.video import Smoother, Tracker, VideoError, VideoReader, process_video
 
 BACKGROUND = 128
@@ -62,13 +61,6 @@ def predictor(small_checkpoint):
     detector = PersonDetector(prefer_torchvision=False)
     detector.backend = Figures()  # keeps PersonDetector's whole-image fallback
     return Predictor(small_checkpoint, device="cpu", detector=detector)
-
-
-@pytest.fixture(scope="module")
-def renderer():
-    r = Renderer()
-    yield r
-    r.close()
 
 
 def test_tracker_keeps_ids_and_numbers_newcomers():
