@@ -249,12 +249,19 @@ def bench_rendering(repeats: int) -> dict:
 
 
 def run(settings: Settings, device: torch.device) -> dict:
+    from pare_demo.optimize import torch_threads
+
+    # Restored afterwards: the thread count changes which kernels PyTorch picks, and so
+    # the last bits of the results of whatever runs next in this process.
+    with torch_threads(settings.threads):
+        return _run(settings, device)
+
+
+def _run(settings: Settings, device: torch.device) -> dict:
     from pare_demo.detect import PersonDetector
     from pare_demo.predictor import Predictor, default_backend
     from pare_demo.render import Renderer
 
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
     frame = webcam_frame()
     renderer = Renderer()
     detector = PersonDetector()

@@ -1,6 +1,8 @@
 import json
 import math
 
+import torch
+
 from pare_demo.benchmark import PATHS, STAGES, main
 
 
@@ -10,7 +12,9 @@ def positive(value) -> bool:
 
 def test_smoke_benchmark_writes_every_field(tmp_path):
     out = tmp_path / "bench.json"
+    threads = torch.get_num_threads()
     assert main(["--smoke", "--json", str(out)]) == 0
+    assert torch.get_num_threads() == threads  # the one-thread smoke setting does not leak
     result = json.loads(out.read_text())
 
     machine = result["machine"]
