@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,8 +159,16 @@ class Renderer:
         return ((rgb * a + np.asarray(background) * (1 - a)) * 255).round().astype(np.uint8)
 
     def close(self) -> None:
-        self._gl_thread.submit(self._canvas.delete).result()
-        self._gl_thread.shutdown()
+        from OpenGL.error import Error as OpenGLError
+
+        try:
+            self._gl_thread.submit(self._canvas.delete).result()
+        except OpenGLError:
+            # The driver has already dropped this context (seen at the end of long test
+            # sessions with several contexts on one EGL display); nothing is left to free.
+            pass
+        finally:
+            self._gl_thread.shutdown()
 
     def _draw(self, meshes, width, height, focal_length, principal_point, wireframe):
         """(RGBA uint8 of the window of the image holding the meshes, colour premultiplied by
@@ -220,6 +229,8 @@ void main() { frag_color = vec4(vertex_color, 1.0); }"""
         from OpenGL.GL import shaders
 
         self.offscreen = pyrender.OffscreenRenderer(8, 8)  # opens the context, current here
+        with _OPEN_LOCK:
+            _OPEN_CANVASES[0] += 1
         self.program = shaders.compileProgram(
             shaders.compileShader(self._VERTEX_SHADER, GL.GL_VERTEX_SHADER),
             shaders.compileShader(self._FRAGMENT_SHADER, GL.GL_FRAGMENT_SHADER))
@@ -309,7 +320,27 @@ void main() { frag_color = vec4(vertex_color, 1.0); }"""
         GL.glDeleteBuffers(len(self.buffers), self.buffers)
         GL.glDeleteVertexArrays(1, [self.vao])
         GL.glDeleteProgram(self.program)
+        with _OPEN_LOCK:
+            _OPEN_CANVASES[0] -= 1
+            others_open = _OPEN_CANVASES[0] > 0
+        platform = self.offscreen._platform
+        if others_open and getattr(platform, "_egl_display", None) is not None:
+            # The EGL display is one per process: pyrender's eglTerminate would pull it
+            # from under the renderers still open. Destroy only this context.
+            platform.delete_context = lambda: _destroy_egl_context_only(platform)
         self.offscreen.delete()
+
+
+_OPEN_CANVASES = [0]  # GL contexts open in this process
+_OPEN_LOCK = threading.Lock()
+
+
+def _destroy_egl_context_only(platform) -> None:
+    from OpenGL import EGL
+
+    EGL.eglMakeCurrent(platform._egl_display, EGL.EGL_NO_SURFACE, EGL.EGL_NO_SURFACE, EGL.EGL_NO_CONTEXT)
+    EGL.eglDestroyContext(platform._egl_display, platform._egl_context)
+    platform._egl_context = platform._egl_display = None
 
 
 def _projection(focal, cx, cy, width, height, znear, zfar) -> np.ndarray:

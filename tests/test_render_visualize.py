@@ -15,6 +15,7 @@ from pare_demo.render import (
     _LIGHTS,
     GL_FLIP,
     MeshToRender,
+    Renderer,
     _screen_box,
     _vertex_normals,
 )
@@ -274,3 +275,18 @@ def test_glb_and_obj_export(tmp_path, body):
     assert loaded.visual.vertex_colors.shape[0] == len(vertices)
     obj = trimesh.load(visualize.export_obj(vertices, faces, tmp_path / "mesh.obj"), force="mesh", process=False)
     assert len(obj.vertices) == len(vertices) and len(obj.faces) == len(faces)
+
+
+def test_closing_one_renderer_leaves_the_others_working(renderer, body):
+    """EGL has one display per process: a renderer closing must not terminate it for the rest."""
+    vertices, faces = body[:2]
+    image = np.zeros((120, 160, 3), np.uint8)
+    meshes = [MeshToRender(vertices + [0, 0, 5.0], faces)]
+    before = renderer.overlay(image, meshes, 200.0)
+    other = Renderer()
+    assert np.array_equal(other.overlay(image, meshes, 200.0), before)
+    other.close()
+    assert np.array_equal(renderer.overlay(image, meshes, 200.0), before)
+    third = Renderer()  # a new context after one was closed
+    assert np.array_equal(third.overlay(image, meshes, 200.0), before)
+    third.close()

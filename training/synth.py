@@ -233,9 +233,13 @@ def render_sequence(job: Job, model=None, renderer=None) -> int:
 _worker_state: dict = {}
 
 
+def _one_thread() -> None:
+    """Pool initializer: the workers share the cores, one PyTorch thread each."""
+    torch.set_num_threads(1)
+
+
 def _run(job: Job) -> int:
-    if "renderer" not in _worker_state:  # one body model and GL context per worker process
-        torch.set_num_threads(1)
+    if "renderer" not in _worker_state:  # one body model and GL context per process
         _worker_state["model"] = load_body_model(job.body_model)
         _worker_state["renderer"] = Renderer(job.size, job.size)
     return render_sequence(job, _worker_state["model"], _worker_state["renderer"])
@@ -251,7 +255,7 @@ def generate(out: Path, sequences: int, frames: int, seed: int, size: int = 512,
         from pare_demo.render import choose_platform
 
         choose_platform()  # probe once here; workers inherit the choice
-        with mp.get_context("spawn").Pool(workers) as pool:
+        with mp.get_context("spawn").Pool(workers, initializer=_one_thread) as pool:
             for count in tqdm(pool.imap_unordered(_run, jobs), total=len(jobs), desc="sequences"):
                 done += count
     else:
