@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -69,6 +70,17 @@ def build_ui(engine: Engine) -> gr.Blocks:
         with gr.Tab("Model"):
             model_tab(engine)
     return demo
+
+
+def readable_errors(handler):
+    """Our own errors (a bad file, a dataset problem) reach the page as their message."""
+    @functools.wraps(handler)  # Gradio reads the signature (gr.Progress) through __wrapped__
+    def wrapped(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except (ExplorerError, ImageError, VideoError) as err:
+            raise gr.Error(str(err)) from err
+    return wrapped
 
 
 def _person_index(label, count: int) -> int:
@@ -253,20 +265,25 @@ def explorer_tab(engine: Engine, tab: gr.Tab) -> None:
     occlusion = gr.Image(label="Occlusion sensitivity: how much the error grows when a grey patch hides each spot",
                          interactive=False)
 
+    @readable_errors
     def open_dataset(root_text):
         explorer = explorer_for(root_text)
         names = sorted(explorer.sequences())
         return gr.update(choices=names, value=names[0] if names else None)
 
+    @readable_errors
     def pick_sequence(root_text, name):
         if not name:
             return gr.update(), gr.update()
         explorer = explorer_for(root_text)
         persons = [f"person {p + 1}" for p in explorer.persons(name)]
         frames = explorer.frames(name, 0)
+        if not frames:
+            raise gr.Error(f"{name} has no frame with 3D ground truth for person 1.")
         return (gr.update(choices=persons, value=persons[0]),
                 gr.update(minimum=frames[0], maximum=frames[-1], value=frames[0]))
 
+    @readable_errors
     def show_frame(root_text, name, person_label, frame_id, part_name):
         if not name:
             return (None,) * 8
@@ -274,24 +291,23 @@ def explorer_tab(engine: Engine, tab: gr.Tab) -> None:
         p = _person_index(person_label, len(explorer.persons(name)))
         frames = explorer.frames(name, p)
         frame_id = min(frames, key=lambda f: abs(f - int(frame_id)))  # the nearest frame with ground truth
-        try:
-            view = explorer.frame_view(name, frame_id, p)
-        except (ExplorerError, ImageError) as err:
-            raise gr.Error(str(err)) from err
+        view = explorer.frame_view(name, frame_id, p)
         text = f"**{name}, frame {frame_id}, person {p + 1}:** {view.metrics_text()}"
         return (text, view.overlay, view.keypoints, view.joint_errors_figure, view.skeleton_3d,
                 view.attention.heatmap(part_name or "left_wrist"), view.attention.part_map(), view.attention.grid())
 
+    @readable_errors
     def sequence_errors(root_text, name, person_label, progress=gr.Progress()):
         if not name:
             raise gr.Error("Open a dataset and pick a sequence first.")
         explorer = explorer_for(root_text)
         p = _person_index(person_label, len(explorer.persons(name)))
-        errors = explorer.sequence_errors(name, p, progress=lambda done, total: progress(done / max(total, 1),
-                                                                                          desc="frames"))
+        errors = explorer.sequence_errors(name, p, progress=lambda done, total: progress(
+            done / max(total, 1), desc="frames"))
         choices = [f"frame {f}: {e:.1f} mm" for f, e in errors.worst_frames]
         return errors.figure, gr.update(choices=choices, value=None)
 
+    @readable_errors
     def occlusion_map(root_text, name, person_label, frame_id, progress=gr.Progress()):
         if not name:
             raise gr.Error("Open a dataset and pick a sequence first.")

@@ -194,6 +194,11 @@ def test_explorer_shows_errors_of_a_bundled_sample_frame(page):
     assert image_pixels_when_ready is not None and image_pixels_when_ready.std() > 5
     page.screenshot(path=str(SCREENSHOTS / "app_explorer_tab.jpg"), full_page=True, type="jpeg", quality=80)
 
+    # A folder that is no 3DPW download: the page says what layout it expects.
+    page.get_by_label("Dataset root").fill("/nonexistent/3DPW")
+    page.get_by_role("button", name="Open", exact=True).click()
+    page.get_by_text("/nonexistent/3DPW does not exist. Expected ROOT/sequenceFiles").first.wait_for(timeout=30000)
+
 
 def block(page, label: str):
     """The component block whose label is `label`."""
