@@ -92,7 +92,7 @@ def analyse_image(predictor, renderer: Renderer, image, boxes=None, out_dir: Pat
     people = predictor.predict(image, boxes)
     faces = predictor.faces()
     start = time.perf_counter()
-    display, scale = _display_size(image)
+    display, scale = display_size(image)
     meshes = people_meshes(people, faces)
     # A smaller picture of the same camera: focal length and principal point scale with it.
     overlay = renderer.overlay(display, meshes, people[0].focal_length * scale, people[0].principal_point * scale)
@@ -108,11 +108,13 @@ def analyse_image(predictor, renderer: Renderer, image, boxes=None, out_dir: Pat
     return analysis
 
 
-def _display_size(image: np.ndarray) -> tuple[np.ndarray, float]:
+def display_size(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> tuple[np.ndarray, float]:
+    """(the image shrunk so its longer side is at most max_side, the scale applied): a
+    smaller picture of the same camera, whose focal length and principal point scale too."""
     import cv2
 
     h, w = image.shape[:2]
-    scale = min(1.0, DISPLAY_MAX_SIDE / max(h, w))
+    scale = min(1.0, max_side / max(h, w))
     if scale == 1.0:
         return image, 1.0
     size = (max(1, round(w * scale)), max(1, round(h * scale)))

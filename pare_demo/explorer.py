@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from pare_demo import metrics, paths, visualize
-from pare_demo.analysis import AttentionViews
+from pare_demo.analysis import AttentionViews, display_size
 from pare_demo.body.joint_names import EVAL_JOINT_NAMES
 from pare_demo.colors import GROUND_TRUTH_COLOR, PREDICTION_COLOR
 from pare_demo.crop import crop_image, make_crop, square_around
@@ -205,9 +205,7 @@ class Explorer:
         frame, person = int(frame), int(person)  # widgets may hand over floats or strings
         s = self.sample(sequence, frame, person)
         image = load_image(s.image_path)
-        h, w = image.shape[:2]
-        scale = min(1.0, DISPLAY_MAX_SIDE / max(h, w))  # a smaller picture of the same camera
-        display = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        display, scale = display_size(image, DISPLAY_MAX_SIDE)
         result = evaluate_samples(self.predictor, [s], self.gt_body, progress=False)[0]
         # The same crop again, through the Predictor: its full-image camera and attention maps.
         prediction = self.predictor.predict(image, boxes=s.bbox[None])[0]
