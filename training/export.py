@@ -8,23 +8,11 @@ checkpoint with the lowest validation PA-MPJPE (it is in the file name).
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import sys
 from pathlib import Path
 
-from training.train import export_best, load_config, model_config
-
-SCORE = re.compile(r"pa_mpjpe(\d+(?:\.\d+)?)\.ckpt$")
-
-
-def best_checkpoint(run_dir: Path) -> tuple[Path, float]:
-    scored = [(float(m.group(1)), p) for p in run_dir.glob("phase*/checkpoints/*.ckpt")
-              if (m := SCORE.search(p.name))]
-    if not scored:
-        raise SystemExit(f"no scored checkpoints under {run_dir}/phase*/checkpoints")
-    score, path = min(scored)
-    return path, score
+from training.train import best_checkpoint, export_best, load_config, model_config
 
 
 def main(argv: list[str] | None = None) -> int:

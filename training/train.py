@@ -13,6 +13,7 @@ starts a second phase from the best checkpoint (the study: lr 5e-4, then 5e-5).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -104,6 +105,20 @@ class EpochSeed(L.Callback):
 
 
 # ---------------------------------------------------------------- run
+SCORE = re.compile(r"pa_mpjpe(\d+(?:\.\d+)?)\.ckpt$")
+
+
+def best_checkpoint(run_dir: Path, phases: str = "phase*") -> tuple[Path, float]:
+    """The kept Lightning checkpoint with the lowest validation PA-MPJPE (it is in the file
+    name), so an interrupted run that never reached its end still has a best."""
+    scored = [(float(m.group(1)), p) for p in run_dir.glob(f"{phases}/checkpoints/*.ckpt")
+              if (m := SCORE.search(p.name))]
+    if not scored:
+        raise SystemExit(f"no scored checkpoints under {run_dir}/{phases}/checkpoints")
+    score, path = min(scored)
+    return path, score
+
+
 def export_best(run_dir: Path, checkpoint_path: str | Path, model_cfg: dict, metrics: dict) -> Path:
     """The Lightning checkpoint's network weights as a pare-demo checkpoint (run_dir/best.pt)."""
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"]
@@ -137,10 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     module = PareTraining(model_cfg, lr=train["lr"], weight_decay=train.get("weight_decay", 0.0),
                           loss_weights=config.get("loss"))
     if args.resume_best:
-        best = run_dir / "phase1" / "checkpoints" / "best.txt"
-        if not best.exists():
-            raise SystemExit(f"{best} not found: run phase 1 first")
-        state = torch.load(best.read_text().strip(), map_location="cpu", weights_only=True)["state_dict"]
+        best, score = best_checkpoint(run_dir, "phase1")
+        print(f"phase 2 starts from {best.name} (validation PA-MPJPE {score:.1f} mm)")
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
 
     checkpoints = L.pytorch.callbacks.ModelCheckpoint(
@@ -160,7 +174,6 @@ def main(argv: list[str] | None = None) -> int:
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if args.resume and last.exists() else None)
 
     if trainer.is_global_zero and checkpoints.best_model_path:
-        (ckpt_dir / "best.txt").write_text(checkpoints.best_model_path)
         best_metrics = {"val_pa_mpjpe_mm": checkpoints.best_model_score}
         print(f"best: {checkpoints.best_model_path} (val PA-MPJPE {float(checkpoints.best_model_score):.1f} mm)")
         print(export_best(run_dir, checkpoints.best_model_path, model_cfg, best_metrics))
