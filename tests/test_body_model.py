@@ -223,3 +223,25 @@ def test_mesh_is_closed_and_well_formed(open_model, rest):
     outward = (mesh.face_normals * (centers * [1, 0, 1])).sum(1) > 0
     torso = (np.abs(centers[:, 0]) < 0.12) & (centers[:, 1] > 0.0) & (centers[:, 1] < 0.4)
     assert outward[torso].mean() > 0.95
+
+
+def test_zero_pose_blend_shapes_are_skipped_without_changing_the_body(open_model):
+    from smplx.utils import Struct
+
+    from pare_demo.body.model import SMPL_KEYS
+
+    with np.load(paths.OPEN_BODY_MODEL_FILE) as data:
+        arrays = {k: data[k] for k in SMPL_KEYS}
+    assert not arrays["posedirs"].any()
+    reference = smplx.SMPL(model_path=str(paths.OPEN_BODY_MODEL_FILE), data_struct=Struct(**arrays), num_betas=10)
+    assert reference.posedirs.shape[1] == 3 * arrays["v_template"].shape[0]
+    assert open_model.posedirs.shape == (reference.posedirs.shape[0], 3)
+
+    generator = torch.Generator().manual_seed(3)
+    pose = 0.4 * torch.randn(4, 72, generator=generator)
+    betas = torch.randn(4, 10, generator=generator)
+    with torch.no_grad():
+        ours = open_model(betas=betas, global_orient=pose[:, :3], body_pose=pose[:, 3:])
+        theirs = reference(betas=betas, global_orient=pose[:, :3], body_pose=pose[:, 3:])
+    torch.testing.assert_close(ours.vertices, theirs.vertices, rtol=0, atol=1e-6)
+    torch.testing.assert_close(ours.joints[:, :24], theirs.joints[:, :24], rtol=0, atol=1e-6)

@@ -50,6 +50,11 @@ class BodyModel(smplx.SMPL):
                              vertex_ids=vertex_ids, **smplx_kwargs)
         self.model_name = name
         self.source = Path(source)
+        if not self.posedirs.any():
+            # The open model has no pose blend shapes, yet smplx would still multiply the
+            # (207, V*3) zeros: most of the body model's time. A (207, 3) block of zeros gives
+            # the same (B, 1, 3) zero offset, broadcast over the vertices.
+            self.posedirs = self.posedirs[:, :3].clone()
         self.register_buffer("eval_regressor", torch.as_tensor(eval_regressor, dtype=torch.float32))
         self.register_buffer("part_labels", torch.as_tensor(part_labels, dtype=torch.long))
 
