@@ -51,8 +51,7 @@ class FrameResult:
 def evaluate_samples(predictor, samples: list[Sample], gt_body_model=None, batch_size: int = 16,
                      progress: bool = True) -> list[FrameResult]:
     """Per-frame errors of predictor's network on samples with 3D ground truth."""
-    body, device = predictor.body_model, predictor.device
-    gt_body = gt_body_model or body
+    body = predictor.body_model
     samples = [s for s in samples if s.has_3d]
     results = []
     size = predictor.config.input_size
@@ -66,19 +65,28 @@ def evaluate_samples(predictor, samples: list[Sample], gt_body_model=None, batch
         net = predictor.run_network(predictor.normalise(np.stack(crops)))
         pose = net["pose"]
         pred = body(betas=net["betas"], global_orient=pose[:, :1], body_pose=pose[:, 1:], pose2rot=False)
-        gt_pose = torch.tensor(np.stack([camera_frame_pose(s) for s in chunk]), dtype=torch.float32, device=device)
-        gt_betas = torch.tensor(np.stack([s.betas[:10] for s in chunk]), dtype=torch.float32, device=device)
-        gt = gt_body(betas=gt_betas, global_orient=gt_pose[:, :3], body_pose=gt_pose[:, 3:])
-        pj, gj = body.eval_joints(pred.vertices), gt_body.eval_joints(gt.vertices)
-        mpjpe = metrics.mpjpe(pj, gj)
-        pa_joint = metrics.pa_mpjpe_per_joint(pj, gj)
-        same_mesh = pred.vertices.shape == gt.vertices.shape
-        pve = metrics.pve(pred.vertices, gt.vertices, pj, gj) if same_mesh else torch.full_like(mpjpe, float("nan"))
-        for i, s in enumerate(chunk):
-            results.append(FrameResult(s, float(mpjpe[i]), float(pa_joint[i].mean()), float(pve[i]),
-                                       pa_joint[i].cpu().numpy(), pred.vertices[i].cpu().numpy(),
-                                       gt.vertices[i].cpu().numpy(), pj[i].cpu().numpy(), gj[i].cpu().numpy()))
+        results += score_frames(chunk, pred.vertices, body, gt_body_model)
     return results
+
+
+@torch.inference_mode()
+def score_frames(samples: list[Sample], pred_vertices: torch.Tensor, body, gt_body_model=None) -> list[FrameResult]:
+    """Errors of predicted bodies (B, V, 3) of `body`'s mesh against the samples' ground
+    truth posed by gt_body_model (default: the same body model)."""
+    gt_body = gt_body_model or body
+    device = pred_vertices.device
+    gt_pose = torch.tensor(np.stack([camera_frame_pose(s) for s in samples]), dtype=torch.float32, device=device)
+    gt_betas = torch.tensor(np.stack([s.betas[:10] for s in samples]), dtype=torch.float32, device=device)
+    gt = gt_body(betas=gt_betas, global_orient=gt_pose[:, :3], body_pose=gt_pose[:, 3:])
+    pj, gj = body.eval_joints(pred_vertices), gt_body.eval_joints(gt.vertices)
+    mpjpe = metrics.mpjpe(pj, gj)
+    pa_joint = metrics.pa_mpjpe_per_joint(pj, gj)
+    same_mesh = pred_vertices.shape == gt.vertices.shape
+    pve = metrics.pve(pred_vertices, gt.vertices, pj, gj) if same_mesh else torch.full_like(mpjpe, float("nan"))
+    return [FrameResult(s, float(mpjpe[i]), float(pa_joint[i].mean()), float(pve[i]),
+                        pa_joint[i].cpu().numpy(), pred_vertices[i].cpu().numpy(),
+                        gt.vertices[i].cpu().numpy(), pj[i].cpu().numpy(), gj[i].cpu().numpy())
+            for i, s in enumerate(samples)]
 
 
 def summarize(results: list[FrameResult]) -> dict:

@@ -7,8 +7,8 @@ meshes, keypoints, errors, attention, and an occlusion-sensitivity map.
     errors = explorer.sequence_errors("synth_s15_0000", person=0)
     occlusion = explorer.occlusion_sensitivity("synth_s15_0000", frame=12, person=0)
 
-The network sees the ground-truth box crop and the numbers come from evaluate_samples, so
-they equal the evaluate CLI's. Pictures are arrays, and every file read is checked to lie
+The network sees the ground-truth box crop and the numbers are evaluate_samples' (sequence
+errors) or its score_frames (one frame), so they equal the evaluate CLI's. Pictures are arrays, and every file read is checked to lie
 inside the root, so the app never serves anything else.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pare_demo.colors import GROUND_TRUTH_COLOR, PREDICTION_COLOR
 from pare_demo.crop import crop_image, make_crop, square_around
 from pare_demo.data.pw3d import SPLITS, read_sequence_file, sequence_samples, to_camera_frame
 from pare_demo.data.samples import Sample
-from pare_demo.evaluation import FrameResult, evaluate_samples
+from pare_demo.evaluation import FrameResult, evaluate_samples, score_frames
 from pare_demo.images import load_image
 from pare_demo.predictor import Prediction
 from pare_demo.render import GL_FLIP, MeshToRender
@@ -206,9 +206,10 @@ class Explorer:
         s = self.sample(sequence, frame, person)
         image = load_image(s.image_path)
         display, scale = display_size(image, DISPLAY_MAX_SIDE)
-        result = evaluate_samples(self.predictor, [s], self.gt_body, progress=False)[0]
-        # The same crop again, through the Predictor: its full-image camera and attention maps.
+        # The ground-truth box, as evaluate_samples crops it: the same numbers as the evaluate CLI.
         prediction = self.predictor.predict(image, boxes=s.bbox[None])[0]
+        vertices = torch.as_tensor(prediction.vertices[None], device=self.predictor.device)
+        result = score_frames([s], vertices, self.predictor.body_model, self.gt_body)[0]
         gt = self._gt_body(s)
         gt_mesh = MeshToRender(gt.vertices[0].cpu().numpy(), _faces(self.gt_body), GROUND_TRUTH_COLOR)
         pred_mesh = MeshToRender(prediction.vertices + prediction.cam_translation, self.predictor.faces(),
