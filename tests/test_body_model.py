@@ -245,3 +245,16 @@ def test_zero_pose_blend_shapes_are_skipped_without_changing_the_body(open_model
         theirs = reference(betas=betas, global_orient=pose[:, :3], body_pose=pose[:, 3:])
     torch.testing.assert_close(ours.vertices, theirs.vertices, rtol=0, atol=1e-6)
     torch.testing.assert_close(ours.joints[:, :24], theirs.joints[:, :24], rtol=0, atol=1e-6)
+
+
+def test_state_saved_with_the_full_zero_pose_blend_shapes_still_loads(open_model):
+    # Training checkpoints written before the trim hold the (207, V*3) zeros.
+    state = {k: v.clone() for k, v in open_model.state_dict().items()}
+    state["posedirs"] = torch.zeros(open_model.posedirs.shape[0], 3 * open_model.v_template.shape[0])
+    fresh = load_body_model("open")
+    fresh.load_state_dict(state)
+    assert fresh.posedirs.shape == open_model.posedirs.shape
+
+    state["posedirs"][0, 0] = 1.0  # real pose blend shapes are not thrown away silently
+    with pytest.raises(RuntimeError, match="posedirs"):
+        fresh.load_state_dict(state)

@@ -58,6 +58,15 @@ class BodyModel(smplx.SMPL):
         self.register_buffer("eval_regressor", torch.as_tensor(eval_regressor, dtype=torch.float32))
         self.register_buffer("part_labels", torch.as_tensor(part_labels, dtype=torch.long))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Saved state (training checkpoints hold the body model) may carry the full block of
+        # zero pose blend shapes that __init__ trims.
+        key = prefix + "posedirs"
+        stored = state_dict.get(key)
+        if stored is not None and stored.shape != self.posedirs.shape and not stored.any():
+            state_dict[key] = stored[:, :self.posedirs.shape[1]]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def eval_joints(self, vertices: torch.Tensor) -> torch.Tensor:
         """(B, V, 3) -> (B, 14, 3) LSP-14 joints for the 3DPW metrics."""
         return torch.einsum("jv,bvc->bjc", self.eval_regressor, vertices)
