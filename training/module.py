@@ -42,7 +42,8 @@ class PareTraining(L.LightningModule):
         pred_body = self.body(out.pose, out.betas)
         with torch.no_grad():
             target_body = self.body(batch["pose"], batch["betas"])
-        pred = {"joints3d": pred_body.joints[:, :24], "cam": out.cam, "pose": out.pose, "betas": out.betas}
+        pred = {"joints3d": pred_body.joints[:, :24], "cam": out.cam, "pose": out.pose, "betas": out.betas,
+                "part_logits": out.part_logits}
         target = dict(batch, joints3d=target_body.joints[:, :24])
         return out, pred_body, target_body, pare_loss(pred, target, self.weights)
 
