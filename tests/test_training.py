@@ -137,6 +137,22 @@ def test_top_k_and_resume(synthetic, tmp_path):
     assert state["epoch"] == 2 and state["global_step"] == 3 * 2
     assert (tmp_path / "run" / "best.pt").is_file()
 
+    # Phase 2 starts from phase 1's best kept checkpoint (found by the score in its name,
+    # so an interrupted phase 1 works too) at the new learning rate.
+    from training.train import best_checkpoint
+
+    best, score = best_checkpoint(tmp_path / "run", "phase1")
+    phase1_weights = torch.load(best, weights_only=True)["state_dict"]
+    assert main(["--config", str(path), "train.epochs=1", "--resume-best", "--lr", "1e-5"]) == 0
+    phase2 = tmp_path / "run" / "phase2" / "checkpoints" / "last.ckpt"
+    state = torch.load(phase2, weights_only=True)
+    assert state["global_step"] == 2 and state["optimizer_states"][0]["param_groups"][0]["lr"] == 1e-5
+    moved = [k for k, v in state["state_dict"].items() if v.is_floating_point()
+             and not torch.equal(v, phase1_weights[k])]
+    assert moved  # trained on from phase 1's weights: a 1e-5 step changes them only a little
+    name = next(k for k in moved if k.endswith("weight"))
+    assert (state["state_dict"][name] - phase1_weights[name]).abs().max() < 1e-3
+
 
 def test_evaluation_of_a_known_perturbation(synthetic, small_checkpoint, body_model):
     """A 'network' that returns the ground truth: all errors zero. Turned 30 degrees about the
