@@ -100,8 +100,24 @@ class Engine:
     def describe(self) -> str:
         if self.predictor is None:
             return f"**No network loaded.** {self.error}"
-        meta = self.predictor.meta
-        trained = f" Trained: {meta['source']}." if meta.get("source") else ""
+        trained = training_summary(self.predictor.meta)
         note = f"\n\n**Could not switch:** {self.error}" if self.error else ""
-        return (f"**Model:** {self.predictor.description}.{trained} "
+        return (f"**Model:** {self.predictor.description}.{' ' + trained if trained else ''} "
                 f"Warm-up took {self.warmup_ms:.0f} ms.{note}")
+
+
+def training_summary(meta: dict) -> str:
+    """What a checkpoint's meta says about its training and held-out accuracy, in a line."""
+    parts = []
+    if meta.get("source"):
+        step = f" at step {meta['step']:,}" if "step" in meta else ""
+        parts.append(f"Trained: {meta['source']}{step}")
+    if "val_pa_mpjpe_mm" in meta:
+        parts.append(f"validation PA-MPJPE {meta['val_pa_mpjpe_mm']:.1f} mm")
+    test = meta.get("test")
+    if test:
+        where = Path(test["dataset_root"]).name + f" ({test['split']})" if "dataset_root" in test else "held-out set"
+        pve = f", PVE {test['pve']:.1f}" if test.get("pve") is not None else ""
+        parts.append(f"on {where}, {test['num_frames']:,} frames: MPJPE {test['mpjpe']:.1f}, "
+                     f"PA-MPJPE {test['pa_mpjpe']:.1f}{pve} mm")
+    return "; ".join(parts) + "." if parts else ""

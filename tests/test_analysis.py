@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from pare_demo.analysis import DISPLAY_MAX_SIDE, analyse_image
-from pare_demo.engine import OUTPUT_SLOTS, Engine
+from pare_demo.engine import OUTPUT_SLOTS, Engine, training_summary
 from pare_demo.images import ImageError
 
 
@@ -42,6 +42,17 @@ def test_engine_keeps_its_model_when_a_switch_fails(engine, tmp_path):
     assert engine.load(broken) is False
     assert engine.predictor is before and "broken.pt" in engine.error
     assert "Could not switch" in engine.describe()
+
+
+def test_training_summary_says_what_the_checkpoint_meta_knows(engine):
+    meta = {"source": "cpu_synthetic/phase2/epoch004-pa_mpjpe113.70.ckpt", "step": 4200, "val_pa_mpjpe_mm": 113.7,
+            "test": {"mpjpe": 250.04, "pa_mpjpe": 110.26, "pve": 300.5, "num_frames": 1050,
+                     "dataset_root": "/data/synth-test", "split": "test"}}
+    assert training_summary(meta) == (
+        "Trained: cpu_synthetic/phase2/epoch004-pa_mpjpe113.70.ckpt at step 4,200; validation PA-MPJPE 113.7 mm; "
+        "on synth-test (test), 1,050 frames: MPJPE 250.0, PA-MPJPE 110.3, PVE 300.5 mm.")
+    assert training_summary({"note": "untrained"}) == ""
+    assert "Trained" not in engine.describe()  # the test checkpoint says nothing about training
 
 
 def test_engine_output_folders_rotate_and_start_empty(engine):

@@ -153,6 +153,27 @@ def test_top_k_and_resume(synthetic, tmp_path):
     name = next(k for k in moved if k.endswith("weight"))
     assert (state["state_dict"][name] - phase1_weights[name]).abs().max() < 1e-3
 
+    # Export for the app, with held-out results in the checkpoint for the Model tab.
+    import json
+
+    from pare_demo.checkpoints import load_checkpoint
+    from pare_demo.engine import training_summary
+    from training import evaluate, export
+
+    results = tmp_path / "eval.json"
+    assert evaluate.main(["--checkpoint", str(tmp_path / "run" / "best.pt"), "--dataset-root", str(synthetic),
+                          "--split", "validation", "--json", str(results)]) == 0
+    out = tmp_path / "bundled.pt"
+    assert export.main(["--config", str(path), "--out", str(out), "--test-json", str(results)]) == 0
+    meta = load_checkpoint(out)["meta"]
+    best, score = best_checkpoint(tmp_path / "run")
+    assert meta["source"] == f"run/{best.parent.parent.name}/{best.name}" and meta["val_pa_mpjpe_mm"] == score
+    assert meta["step"] == torch.load(best, weights_only=True)["global_step"]
+    measured = json.loads(results.read_text())
+    assert meta["test"] == {k: measured[k] for k in ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split")}
+    summary = training_summary(meta)
+    assert f"PA-MPJPE {measured['pa_mpjpe']:.1f}" in summary and f"{synthetic.name} (validation)" in summary
+
 
 def test_evaluation_of_a_known_perturbation(synthetic, small_checkpoint, body_model):
     """A 'network' that returns the ground truth: all errors zero. Turned 30 degrees about the

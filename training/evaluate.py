@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         pve = f"{row['pve']:8.1f}" if row["pve"] is not None else f"{'-':>8s}"
         print(f"{name:40s} {row['num_frames']:7d} {row['mpjpe']:8.1f} {row['pa_mpjpe']:9.1f} {pve}")
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=2))
+        args.json.write_text(json.dumps({**summary, "dataset_root": str(args.dataset_root), "split": args.split},
+                                        indent=2))
     return 0
 
 

@@ -3,16 +3,22 @@
     python -m training.export --config training/configs/cpu_synthetic.yaml --out assets/checkpoints/pare_bundled.pt
 
 Works while a run is still going or after it was stopped: the best is the kept Lightning
-checkpoint with the lowest validation PA-MPJPE (it is in the file name).
+checkpoint with the lowest validation PA-MPJPE (it is in the file name). --test-json adds
+the held-out results of `training.evaluate --json` to the checkpoint, and the app's Model
+tab shows them.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
 
+from pare_demo.checkpoints import load_checkpoint, save_checkpoint
 from training.train import best_checkpoint, export_best, load_config, model_config
+
+TEST_KEYS = ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,13 +26,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("overrides", nargs="*")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--test-json", type=Path, default=None,
+                        help="training.evaluate --json output for these weights")
     args = parser.parse_args(argv)
     config = load_config(args.config, args.overrides)
     run_dir = Path(config["train"]["run_dir"]).expanduser()
     path, score = best_checkpoint(run_dir)
     exported = export_best(run_dir, path, model_config(config), {"val_pa_mpjpe_mm": score})
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(exported, args.out)
+    if args.test_json:
+        results = json.loads(args.test_json.read_text())
+        checkpoint = load_checkpoint(exported)
+        meta = {**checkpoint["meta"], "test": {k: results[k] for k in TEST_KEYS if k in results}}
+        save_checkpoint(args.out, checkpoint["config"], checkpoint["state_dict"], meta)
+    else:
+        shutil.copyfile(exported, args.out)
     print(f"{path.name} (validation PA-MPJPE {score:.1f} mm) -> {args.out}")
     return 0
 

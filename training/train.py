@@ -120,11 +120,15 @@ def best_checkpoint(run_dir: Path, phases: str = "phase*") -> tuple[Path, float]
 
 
 def export_best(run_dir: Path, checkpoint_path: str | Path, model_cfg: dict, metrics: dict) -> Path:
-    """The Lightning checkpoint's network weights as a pare-demo checkpoint (run_dir/best.pt)."""
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)["state_dict"]
-    weights = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    """The Lightning checkpoint's network weights as a pare-demo checkpoint (run_dir/best.pt).
+    Its meta says where it came from (run, phase, file) and after how many training steps."""
+    checkpoint_path = Path(checkpoint_path)
+    lightning = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    weights = {k[len("model."):]: v for k, v in lightning["state_dict"].items() if k.startswith("model.")}
+    source = f"{run_dir.name}/{checkpoint_path.parent.parent.name}/{checkpoint_path.name}"
     return save_checkpoint(run_dir / "best.pt", model_cfg, weights,
-                           {"source": str(checkpoint_path), **{k: float(v) for k, v in metrics.items()}})
+                           {"source": source, "step": int(lightning["global_step"]),
+                            **{k: float(v) for k, v in metrics.items()}})
 
 
 def main(argv: list[str] | None = None) -> int:
