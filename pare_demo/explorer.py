@@ -8,8 +8,9 @@ meshes, keypoints, errors, attention, and an occlusion-sensitivity map.
     occlusion = explorer.occlusion_sensitivity("synth_s15_0000", frame=12, person=0)
 
 The network sees the ground-truth box crop and the numbers are evaluate_samples' (sequence
-errors) or its score_frames (one frame), so they equal the evaluate CLI's. Pictures are arrays, and every file read is checked to lie
-inside the root, so the app never serves anything else.
+errors) or its score_frames (one frame), so they equal the evaluate CLI's. Pictures are
+arrays, and every file read is checked to lie inside the root, so the app never serves
+anything else.
 """
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ import shutil
 import sys
 from pathlib import Path
 
-from pare_demo.checkpoints import load_checkpoint, save_checkpoint
 from training.train import best_checkpoint, export_best, load_config, model_config
 
 TEST_KEYS = ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split")
@@ -32,15 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config, args.overrides)
     run_dir = Path(config["train"]["run_dir"]).expanduser()
     path, score = best_checkpoint(run_dir)
-    exported = export_best(run_dir, path, model_config(config), {"val_pa_mpjpe_mm": score})
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    extra = None
     if args.test_json:
         results = json.loads(args.test_json.read_text())
-        checkpoint = load_checkpoint(exported)
-        meta = {**checkpoint["meta"], "test": {k: results[k] for k in TEST_KEYS if k in results}}
-        save_checkpoint(args.out, checkpoint["config"], checkpoint["state_dict"], meta)
-    else:
-        shutil.copyfile(exported, args.out)
+        extra = {"test": {k: results[k] for k in TEST_KEYS if k in results}}
+    exported = export_best(run_dir, path, model_config(config), {"val_pa_mpjpe_mm": score}, extra)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(exported, args.out)
     print(f"{path.name} (validation PA-MPJPE {score:.1f} mm) -> {args.out}")
     return 0
 

@@ -119,16 +119,18 @@ def best_checkpoint(run_dir: Path, phases: str = "phase*") -> tuple[Path, float]
     return path, score
 
 
-def export_best(run_dir: Path, checkpoint_path: str | Path, model_cfg: dict, metrics: dict) -> Path:
+def export_best(run_dir: Path, checkpoint_path: str | Path, model_cfg: dict, metrics: dict,
+                extra_meta: dict | None = None) -> Path:
     """The Lightning checkpoint's network weights as a pare-demo checkpoint (run_dir/best.pt).
-    Its meta says where it came from (run, phase, file) and after how many training steps."""
+    Its meta says where it came from (run, phase, file) and after how many training steps,
+    plus extra_meta (held-out test results, say)."""
     checkpoint_path = Path(checkpoint_path)
     lightning = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     weights = {k[len("model."):]: v for k, v in lightning["state_dict"].items() if k.startswith("model.")}
     source = f"{run_dir.name}/{checkpoint_path.parent.parent.name}/{checkpoint_path.name}"
     return save_checkpoint(run_dir / "best.pt", model_cfg, weights,
                            {"source": source, "step": int(lightning["global_step"]),
-                            **{k: float(v) for k, v in metrics.items()}})
+                            **{k: float(v) for k, v in metrics.items()}, **(extra_meta or {})})
 
 
 def main(argv: list[str] | None = None) -> int:
