@@ -54,6 +54,28 @@ def test_synthesis_is_deterministic(tmp_path):
     assert np.array_equal(pa["poses"][0], pb["poses"][0]) and np.array_equal(pa["cam_poses"], pb["cam_poses"])
 
 
+def test_heads_have_a_face_and_hair(body_model):
+    # Front and back of a head must look different, or a body seen from behind is
+    # indistinguishable from one seen from the front.
+    rest = body_model.v_template.numpy().astype(np.float64)
+    labels = body_model.part_labels.numpy()
+    head = labels == SMPL_JOINT_NAMES.index("head")
+    x, y, z = (rest - rest[head][np.argmax(rest[head, 2])]).T  # from the nose tip
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        colors = synth.clothing_colors(rng, labels, rest)
+        skin = colors[head].copy()
+        synth.paint_head(rng, colors, rest, labels, hair_prob=1.0)
+        eye = head & (np.abs(np.abs(x) - 0.032) < 0.004) & (np.abs(y - 0.034) < 0.003) & (z > -0.05)
+        crown = head & (y > 0.1) & (z < -0.12)   # top of the back of the head
+        cheek = head & (np.abs(x) > 0.045) & (np.abs(y) < 0.01) & (z > -0.06)
+        assert eye.sum() >= 6 and crown.sum() >= 20 and cheek.sum() >= 20
+        assert colors[eye].mean(1).max() < skin.mean(1).min()          # eyes darker than the face
+        assert np.allclose(colors[crown], colors[crown][0])           # one hair colour ...
+        assert not np.allclose(colors[crown][0], skin[0])             # ... that is not the skin
+        assert np.allclose(colors[cheek], skin[0])                    # the cheeks stay skin
+
+
 def test_flip_mirrors_the_body(body_model):
     rng = np.random.default_rng(0)
     pose = rng.normal(0, 0.3, 72)
@@ -113,20 +135,26 @@ def test_short_training_lowers_the_loss(synthetic):
     assert losses[-1] < 0.5 * losses[0]
 
 
-def test_top_k_and_resume(synthetic, tmp_path):
+def tiny_config(synthetic, tmp_path, **train):
+    """A training config of two 4-image steps per epoch on the synthetic fixture."""
     import yaml
-
-    from training.train import main
 
     config = {
         "model": {"backbone": "mobilenetv3", "body_model": "open", "input_size": 96},
         "data": {"sources": [{"kind": "synthetic", "root": str(synthetic)}], "val_split": "validation", "val_limit": 4},
         "augment": {"flip": 0.5},
         "train": {"run_dir": str(tmp_path / "run"), "batch_size": 4, "lr": 1e-3, "epochs": 2,
-                  "samples_per_epoch": 8, "top_k": 1, "workers": 0, "seed": 0, "log_every": 1},
+                  "samples_per_epoch": 8, "top_k": 1, "workers": 0, "seed": 0, "log_every": 1, **train},
     }
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_top_k_and_resume(synthetic, tmp_path):
+    from training.train import main
+
+    path = tiny_config(synthetic, tmp_path)
     assert main(["--config", str(path)]) == 0
     ckpts = tmp_path / "run" / "phase1" / "checkpoints"
     assert (ckpts / "last.ckpt").is_file() and len(list(ckpts.glob("epoch*.ckpt"))) == 1  # top-1 kept
@@ -173,6 +201,29 @@ def test_top_k_and_resume(synthetic, tmp_path):
     assert meta["test"] == {k: measured[k] for k in ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split")}
     summary = training_summary(meta)
     assert f"PA-MPJPE {measured['pa_mpjpe']:.1f}" in summary and f"{synthetic.name} (validation)" in summary
+
+
+def test_init_from_a_checkpoint_with_a_cosine_schedule(synthetic, small_checkpoint, tmp_path):
+    from pare_demo.checkpoints import load_checkpoint, save_checkpoint
+    from training.train import main
+
+    path = tiny_config(synthetic, tmp_path, epochs=1, lr_schedule="cosine", min_lr=1e-6)
+    assert main(["--config", str(path), "--init", str(small_checkpoint)]) == 0
+    state = torch.load(tmp_path / "run" / "phase1" / "checkpoints" / "last.ckpt", weights_only=True)
+    # Two steps of a two-step cosine: the learning rate has come down to min_lr.
+    assert state["global_step"] == 2
+    assert state["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(1e-6)
+    # The run started from the checkpoint: two Adam steps move a weight by at most ~2 lr.
+    start = load_checkpoint(small_checkpoint)["state_dict"]
+    weights = [k for k in start if k.endswith("weight")]
+    drift = max(float((state["state_dict"][f"model.{k}"] - start[k]).abs().max()) for k in weights)
+    assert drift < 2.5e-3
+
+    # Weights that do not fit the config's network: a clear error, not a traceback.
+    broken = save_checkpoint(tmp_path / "broken.pt", load_checkpoint(small_checkpoint)["config"],
+                             {k: v for k, v in start.items() if k != weights[0]})
+    with pytest.raises(SystemExit, match="(?s)--init .*broken.pt.*Missing key"):
+        main(["--config", str(path), "train.run_dir=" + str(tmp_path / "run2"), "--init", str(broken)])
 
 
 def test_evaluation_of_a_known_perturbation(synthetic, small_checkpoint, body_model):

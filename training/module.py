@@ -12,13 +12,15 @@ from training.losses import LossWeights, pare_loss
 
 class PareTraining(L.LightningModule):
     def __init__(self, model_config: dict, lr: float = 5e-4, weight_decay: float = 0.0,
-                 loss_weights: dict | None = None):
+                 loss_weights: dict | None = None, lr_schedule: str = "constant", min_lr: float = 0.0):
         super().__init__()
         self.save_hyperparameters()  # plain dicts and numbers only: checkpoints stay weights-only readable
         self.model = PARE(ModelConfig.from_dict(model_config))
         self.body_model = load_body_model(self.model.config.body_model)
         for p in self.body_model.parameters():
             p.requires_grad_(False)
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule {lr_schedule!r}: use constant or cosine")
         self.weights = LossWeights(**(loss_weights or {}))
         # Channels-last: convolution backward (most of a CPU training step) ran 1.8x faster.
         self.model.to(memory_format=torch.channels_last)
@@ -72,4 +74,10 @@ class PareTraining(L.LightningModule):
         }, prog_bar=True, batch_size=n, sync_dist=True)
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        if self.hparams.lr_schedule == "constant":  # the study's: a step down between two phases
+            return optimizer
+        # Cosine: one smooth descent to min_lr over the whole run, step by step.
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(1, int(self.trainer.estimated_stepping_batches)), eta_min=self.hparams.min_lr)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}

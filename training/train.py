@@ -9,6 +9,9 @@ checkpoints by validation PA-MPJPE plus last.ckpt (written atomically by Lightni
 best.pt, the best weights as a pare-demo checkpoint the app and Predictor load.
 --resume continues an interrupted run from last.ckpt with nothing lost; --resume-best
 starts a second phase from the best checkpoint (the study: lr 5e-4, then 5e-5).
+--init CHECKPOINT starts phase 1 from a pare-demo checkpoint's weights (fine-tuning the
+bundled weights on new data, say). train.lr_schedule: cosine decays the learning rate
+from train.lr to train.min_lr over the run instead of keeping it constant.
 """
 from __future__ import annotations
 
@@ -133,14 +136,30 @@ def export_best(run_dir: Path, checkpoint_path: str | Path, model_cfg: dict, met
                             **{k: float(v) for k, v in metrics.items()}, **(extra_meta or {})})
 
 
+def init_weights(module, path: Path) -> None:
+    """Load a pare-demo checkpoint's network weights into the module; its architecture
+    must be the config's."""
+    from pare_demo.checkpoints import CheckpointError, load_checkpoint
+
+    try:
+        checkpoint = load_checkpoint(path)
+        module.model.load_state_dict(checkpoint["state_dict"])
+    except (CheckpointError, OSError, RuntimeError) as error:
+        raise SystemExit(f"--init {path}: {error}") from None
+    print(f"phase 1 starts from {path} ({checkpoint['meta'].get('source', 'weights')})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     parser.add_argument("--resume", action="store_true", help="continue from run_dir/checkpoints/last.ckpt")
     parser.add_argument("--resume-best", action="store_true", help="new phase from the best checkpoint")
+    parser.add_argument("--init", type=Path, help="start from this pare-demo checkpoint's weights")
     parser.add_argument("--lr", type=float, default=None)
     args = parser.parse_args(argv)
+    if args.init and args.resume_best:
+        parser.error("--init starts phase 1; --resume-best starts phase 2 from phase 1: choose one")
 
     from training.module import PareTraining
 
@@ -156,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     train_loader, val_loader = build_loaders(config)
     model_cfg = model_config(config)
     module = PareTraining(model_cfg, lr=train["lr"], weight_decay=train.get("weight_decay", 0.0),
-                          loss_weights=config.get("loss"))
+                          loss_weights=config.get("loss"), lr_schedule=train.get("lr_schedule", "constant"),
+                          min_lr=train.get("min_lr", 0.0))
+    if args.init and not (args.resume and (ckpt_dir / "last.ckpt").exists()):
+        init_weights(module, args.init)
     if args.resume_best:
         best, score = best_checkpoint(run_dir, "phase1")
         print(f"phase 2 starts from {best.name} (validation PA-MPJPE {score:.1f} mm)")
