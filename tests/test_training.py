@@ -207,8 +207,9 @@ def test_init_from_a_checkpoint_with_a_cosine_schedule(synthetic, small_checkpoi
     from pare_demo.checkpoints import load_checkpoint, save_checkpoint
     from training.train import main
 
-    path = tiny_config(synthetic, tmp_path, epochs=1, lr_schedule="cosine", min_lr=1e-6)
-    assert main(["--config", str(path), "--init", str(small_checkpoint)]) == 0
+    path = tiny_config(synthetic, tmp_path, epochs=1, lr_schedule="cosine")
+    # min_lr as typed on a command line: YAML reads "1e-6" as a string.
+    assert main(["--config", str(path), "train.min_lr=1e-6", "--init", str(small_checkpoint)]) == 0
     state = torch.load(tmp_path / "run" / "phase1" / "checkpoints" / "last.ckpt", weights_only=True)
     # Two steps of a two-step cosine: the learning rate has come down to min_lr.
     assert state["global_step"] == 2

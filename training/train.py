@@ -174,9 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     ckpt_dir = run_dir / phase / "checkpoints"
     train_loader, val_loader = build_loaders(config)
     model_cfg = model_config(config)
-    module = PareTraining(model_cfg, lr=train["lr"], weight_decay=train.get("weight_decay", 0.0),
+    # float(): YAML reads 1e-6 (no dot) as a string, a trap for key=value overrides.
+    module = PareTraining(model_cfg, lr=float(train["lr"]), weight_decay=float(train.get("weight_decay", 0.0)),
                           loss_weights=config.get("loss"), lr_schedule=train.get("lr_schedule", "constant"),
-                          min_lr=train.get("min_lr", 0.0))
+                          min_lr=float(train.get("min_lr", 0.0)))
     if args.init and not (args.resume and (ckpt_dir / "last.ckpt").exists()):
         init_weights(module, args.init)
     if args.resume_best:
