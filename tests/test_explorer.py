@@ -74,8 +74,12 @@ def test_frame_view_matches_evaluation_and_ground_truth(explorer, predictor, roo
     assert np.abs(np.stack([gt.x, gt.z, gt.y], 1) - expected).max() < 1e-4
     assert any(t.name == "error" for t in view.skeleton_3d.data)
 
+    assert view.attention.grid().ndim == 3 and view.attention.part_map().shape == view.image.shape
+    assert view.attention.heatmap("head").shape == view.image.shape
+
     # Overlay: the meshes cover the ground-truth torso joints; far from the person and the crop
-    # nothing is drawn.
+    # nothing is drawn. (The one-person sequence: the second person above nearly fills the frame.)
+    view = explorer.frame_view(SEQ, 2, person=0)
     changed = np.abs(view.overlay.astype(int) - view.image.astype(int)).sum(2) > 0
     for name in (0, 3, 6, 9):  # pelvis, spine1-3
         x, y = np.round(view.sample.joints2d[name]).astype(int)
@@ -84,9 +88,6 @@ def test_frame_view_matches_evaluation_and_ground_truth(explorer, predictor, roo
     yy, xx = np.mgrid[:changed.shape[0], :changed.shape[1]]
     far = np.maximum(np.abs(xx - center[0]), np.abs(yy - center[1])) > 0.75 * side  # 1.5 x the crop
     assert far.sum() > 1000 and not changed[far].any()
-
-    assert view.attention.grid().ndim == 3 and view.attention.part_map().shape == view.image.shape
-    assert view.attention.heatmap("head").shape == view.image.shape
 
 
 def test_sequence_errors(explorer, predictor, root):

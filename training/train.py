@@ -188,14 +188,19 @@ def main(argv: list[str] | None = None) -> int:
 
     checkpoints = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=ckpt_dir, monitor="val/pa_mpjpe", mode="min", save_top_k=train.get("top_k", 30),
-        save_last=True, filename="epoch{epoch:03d}-pa_mpjpe{val/pa_mpjpe:.2f}", auto_insert_metric_name=False)
+        filename="epoch{epoch:03d}-pa_mpjpe{val/pa_mpjpe:.2f}", auto_insert_metric_name=False)
+    # last.ckpt, for --resume, from a callback of its own: Lightning 2.6's save_last writes it
+    # only in epochs that also kept a top-k checkpoint, so it went stale after an epoch that
+    # did not improve and a resume would have repeated those epochs.
+    latest = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                                                 enable_version_counter=False)
     gpus = torch.cuda.device_count()
     trainer = L.Trainer(
         default_root_dir=run_dir, max_epochs=train["epochs"],
         accelerator="gpu" if gpus else "cpu", devices=gpus or 1,
         strategy="ddp" if gpus > 1 else "auto",
         precision="16-mixed" if gpus else "32-true",
-        callbacks=[checkpoints, EpochSeed(), L.pytorch.callbacks.LearningRateMonitor()],
+        callbacks=[checkpoints, latest, EpochSeed(), L.pytorch.callbacks.LearningRateMonitor()],
         logger=L.pytorch.loggers.TensorBoardLogger(run_dir, name=phase),
         log_every_n_steps=train.get("log_every", 10), limit_train_batches=train.get("limit_train_batches"),
         num_sanity_val_steps=0, deterministic=False, enable_progress_bar=True)
