@@ -203,6 +203,16 @@ def test_top_k_and_resume(synthetic, tmp_path):
     assert f"PA-MPJPE {measured['pa_mpjpe']:.1f}" in summary and f"{synthetic.name} (validation)" in summary
 
 
+def test_config_overrides_read_exponents_as_numbers(synthetic, tmp_path):
+    from training.train import load_config
+
+    config = load_config(tiny_config(synthetic, tmp_path), ["train.min_lr=1e-6", "loss.part_attention=5E-2",
+                                                            "train.epochs=3", "train.run_dir=1e-6x"])
+    assert config["train"]["min_lr"] == 1e-6 and config["loss"]["part_attention"] == 0.05
+    assert config["train"]["epochs"] == 3 and isinstance(config["train"]["epochs"], int)
+    assert config["train"]["run_dir"] == "1e-6x"
+
+
 def test_init_from_a_checkpoint_with_a_cosine_schedule(synthetic, small_checkpoint, tmp_path):
     from pare_demo.checkpoints import load_checkpoint, save_checkpoint
     from training.train import main

@@ -32,8 +32,17 @@ from training.datasets import NO_AUGMENTATION, Augmentation, CropDataset
 
 
 # ---------------------------------------------------------------- config
+class ConfigLoader(yaml.SafeLoader):
+    """YAML 1.1 reads 1e-6 (an exponent without a dot) as a string; configs and key=value
+    overrides mean a number, so it is read as a float, as YAML 1.2 does."""
+
+
+ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"),
+                                   list("-+0123456789"))
+
+
 def load_config(path: str | Path, overrides: list[str]) -> dict:
-    config = yaml.safe_load(Path(path).read_text())
+    config = yaml.load(Path(path).read_text(), Loader=ConfigLoader)
     for item in overrides:
         key, _, value = item.partition("=")
         if not _:
@@ -42,7 +51,7 @@ def load_config(path: str | Path, overrides: list[str]) -> dict:
         *parents, leaf = key.split(".")
         for p in parents:
             node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = yaml.load(value, Loader=ConfigLoader)
     return config
 
 
@@ -174,10 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     ckpt_dir = run_dir / phase / "checkpoints"
     train_loader, val_loader = build_loaders(config)
     model_cfg = model_config(config)
-    # float(): YAML reads 1e-6 (no dot) as a string, a trap for key=value overrides.
-    module = PareTraining(model_cfg, lr=float(train["lr"]), weight_decay=float(train.get("weight_decay", 0.0)),
+    module = PareTraining(model_cfg, lr=train["lr"], weight_decay=train.get("weight_decay", 0.0),
                           loss_weights=config.get("loss"), lr_schedule=train.get("lr_schedule", "constant"),
-                          min_lr=float(train.get("min_lr", 0.0)))
+                          min_lr=train.get("min_lr", 0.0))
     if args.init and not (args.resume and (ckpt_dir / "last.ckpt").exists()):
         init_weights(module, args.init)
     if args.resume_best:
