@@ -30,6 +30,23 @@ def small_checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def skeleton_checkpoint(tmp_path_factory):
+    """Like small_checkpoint, with the skeleton MLP switched on and given random weights,
+    so its correction to the pose is not zero."""
+    from pare_demo.checkpoints import save_checkpoint
+    from pare_demo.models import PARE, default_config
+
+    torch.manual_seed(0)
+    model = PARE(default_config("mobilenetv3", skeleton_hidden=16))
+    with torch.no_grad():
+        model.head.cam_regressor.weight.mul_(0.01)
+        model.head.cam_regressor.bias.copy_(torch.tensor([0.9, 0.0, 0.0]))
+        model.head.skeleton_mlp[-1].weight.normal_(0, 0.1)
+    path = tmp_path_factory.mktemp("ckpt") / "skeleton.pt"
+    return save_checkpoint(path, model.config.to_dict(), model.state_dict(), {"note": "untrained"})
+
+
+@pytest.fixture(scope="session")
 def renderer():
     """One headless GL renderer for the whole session, as the app keeps one."""
     from pare_demo.render import Renderer

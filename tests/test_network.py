@@ -98,3 +98,49 @@ def test_pose_bias_starts_from_an_upright_person():
     assert torch.allclose(out.pose[0, 1:], torch.eye(3).expand(23, 3, 3), atol=1e-6)
     # Without the flag the head keeps the official layout (no extra tensor).
     assert "head.pose_bias" not in PARE(default_config("mobilenetv3")).state_dict()
+
+
+def test_attention_centres_are_each_maps_centre_of_mass():
+    from pare_demo.models.head import attention_centres
+
+    attention = torch.zeros(1, 2, 4, 8)
+    attention[0, 0, 1, 6] = 1.0                                   # one cell: its pixel centre
+    attention[0, 1, 0, 0] = attention[0, 1, 3, 2] = 0.5           # two cells: halfway
+    centres = attention_centres(attention)[0]
+    assert torch.allclose(centres[0], torch.tensor([(6.5 * 2 / 8) - 1, (1.5 * 2 / 4) - 1]))
+    assert torch.allclose(centres[1], torch.tensor([(1.5 * 2 / 8) - 1, (2.0 * 2 / 4) - 1]))
+
+
+def test_skeleton_features_keep_the_pose_apart_from_place_and_size():
+    from pare_demo.models.head import skeleton_features
+
+    torch.manual_seed(0)
+    centres = torch.rand(3, 24, 2) - 0.5
+    moved = centres * 0.5 + torch.tensor([0.2, -0.1])
+    a, b = skeleton_features(centres), skeleton_features(moved)
+    assert torch.allclose(a[:, :48], b[:, :48], atol=1e-5)
+    assert torch.allclose(b[:, 48], a[:, 48] * 0.5)
+    mirrored = skeleton_features(centres * torch.tensor([-1.0, 1.0]))
+    assert not torch.allclose(a[:, :48], mirrored[:, :48])
+
+
+def test_skeleton_branch_starts_at_zero_and_then_reads_the_part_centres(monkeypatch):
+    """Added to trained weights it changes nothing until trained; once trained, the pose
+    follows the part centres."""
+    import pare_demo.models.head as head
+
+    torch.manual_seed(0)
+    plain = PARE(default_config("mobilenetv3", pose_bias=True)).eval()
+    with_branch = PARE(default_config("mobilenetv3", pose_bias=True, skeleton_hidden=32)).eval()
+    missing, unexpected = with_branch.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("head.skeleton_mlp.") for k in missing)
+    images = torch.randn(2, 3, 160, 160)
+    with torch.no_grad():
+        assert torch.allclose(plain(images).pose, with_branch(images).pose, atol=1e-6)
+        with_branch.head.skeleton_mlp[-1].weight.normal_(0, 0.1)
+        before, plain_before = with_branch(images).pose, plain(images).pose
+        centres = head.attention_centres
+        monkeypatch.setattr(head, "attention_centres", lambda a: centres(a) * torch.linspace(0.5, 1.5, 24)[:, None])
+        after, plain_after = with_branch(images).pose, plain(images).pose
+    assert not torch.allclose(before, after, atol=1e-4)
+    assert torch.equal(plain_before, plain_after)

@@ -151,10 +151,14 @@ def test_default_backend_is_the_fastest_measured(predictor):
         Predictor(device="cpu", backend="tensorrt")
 
 
+@pytest.mark.parametrize("checkpoint", ["small_checkpoint", "skeleton_checkpoint"])
 @pytest.mark.parametrize("backend", ["optimized", "onnx"])
-def test_fast_backends_match_eager_fp32(eager, small_checkpoint, astronaut, backend):
-    fast = Predictor(small_checkpoint, device="cpu", backend=backend, detector=eager.detector)
-    a, b = eager.predict(astronaut)[0], fast.predict(astronaut)[0]
+def test_fast_backends_match_eager_fp32(eager, request, astronaut, backend, checkpoint):
+    path = request.getfixturevalue(checkpoint)
+    reference = eager if checkpoint == "small_checkpoint" else Predictor(path, device="cpu", backend="torch",
+                                                                         detector=eager.detector)
+    fast = Predictor(path, device="cpu", backend=backend, detector=eager.detector)
+    a, b = reference.predict(astronaut)[0], fast.predict(astronaut)[0]
     for name in ("pose", "betas", "cam_crop", "part_attention", "part_logits", "vertices", "joints2d"):
         x, y = getattr(a, name), getattr(b, name)
         assert np.abs(x - y).max() <= 1e-3 * max(1.0, np.abs(x).max()), name

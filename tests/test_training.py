@@ -233,8 +233,15 @@ def test_init_from_a_checkpoint_with_a_cosine_schedule(synthetic, small_checkpoi
     # Weights that do not fit the config's network: a clear error, not a traceback.
     broken = save_checkpoint(tmp_path / "broken.pt", load_checkpoint(small_checkpoint)["config"],
                              {k: v for k, v in start.items() if k != weights[0]})
-    with pytest.raises(SystemExit, match="(?s)--init .*broken.pt.*Missing key"):
+    with pytest.raises(SystemExit, match=f"(?s)--init .*broken.pt.*missing keys.*{weights[0]}"):
         main(["--config", str(path), "train.run_dir=" + str(tmp_path / "run2"), "--init", str(broken)])
+
+    # A config that adds the zero-started skeleton branch still starts from the checkpoint.
+    assert main(["--config", str(path), "train.run_dir=" + str(tmp_path / "run3"), "model.head.skeleton_hidden=8",
+                 "--init", str(small_checkpoint)]) == 0
+    state = torch.load(tmp_path / "run3" / "phase1" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert state["model.head.skeleton_mlp.0.weight"].shape == (8, 49)
+    assert max(float((state[f"model.{k}"] - start[k]).abs().max()) for k in weights) < 2.5e-3
 
 
 def test_evaluation_of_a_known_perturbation(synthetic, small_checkpoint, body_model):

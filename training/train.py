@@ -145,17 +145,26 @@ def export_best(run_dir: Path, checkpoint_path: str | Path, model_cfg: dict, met
                             **{k: float(v) for k, v in metrics.items()}, **(extra_meta or {})})
 
 
+# Branches that start at zero, so weights trained without them still mean the same.
+ADDED_BRANCHES = ("head.skeleton_mlp.",)
+
+
 def init_weights(module, path: Path) -> None:
     """Load a pare-demo checkpoint's network weights into the module; its architecture
-    must be the config's."""
+    must be the config's, except that the config may add a zero-started branch."""
     from pare_demo.checkpoints import CheckpointError, load_checkpoint
 
     try:
         checkpoint = load_checkpoint(path)
-        module.model.load_state_dict(checkpoint["state_dict"])
+        missing, unexpected = module.model.load_state_dict(checkpoint["state_dict"], strict=False)
     except (CheckpointError, OSError, RuntimeError) as error:
         raise SystemExit(f"--init {path}: {error}") from None
-    print(f"phase 1 starts from {path} ({checkpoint['meta'].get('source', 'weights')})")
+    added = [k for k in missing if k.startswith(ADDED_BRANCHES)]
+    if unexpected or len(added) < len(missing):
+        raise SystemExit(f"--init {path}: the checkpoint does not fit the config's network: "
+                         f"missing keys {[k for k in missing if k not in added][:3]}, unexpected keys {unexpected[:3]}")
+    print(f"phase 1 starts from {path} ({checkpoint['meta'].get('source', 'weights')})"
+          + (f"; new branches start at zero: {sorted({k.rsplit('.', 2)[0] for k in added})}" if added else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

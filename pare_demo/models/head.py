@@ -35,6 +35,11 @@ class HeadConfig:
     # zero pose, so training from scratch starts from a body, not random rotations.
     # Official PARE has none (False keeps its exact layout).
     pose_bias: bool = False
+    # Width of an MLP that reads the 2D skeleton the part attention draws (each part map's
+    # centre) and adds a correction to every part's 6D rotation; 0 = none (official PARE).
+    # For networks trained from scratch, whose pooled features carry little pose: from
+    # true 2D joints such an MLP alone reaches 33 mm PA-MPJPE on our synthetic test set.
+    skeleton_hidden: int = 0
 
 
 def _branch(in_channels: int, cfg: HeadConfig) -> nn.Sequential:
@@ -60,6 +65,23 @@ def attention_pool(logits: torch.Tensor, features: torch.Tensor) -> tuple[torch.
     return pooled.transpose(1, 2), attention.reshape(b, j, h, w)
 
 
+def attention_centres(attention: torch.Tensor) -> torch.Tensor:
+    """Each map's centre of mass (B, J, H, W) -> (B, J, 2) x, y in crop units of [-1, 1]
+    (pixel centres), the frame of the 2D joint targets."""
+    _, _, h, w = attention.shape
+    ys = (torch.arange(h, device=attention.device, dtype=attention.dtype) + 0.5) * 2 / h - 1
+    xs = (torch.arange(w, device=attention.device, dtype=attention.dtype) + 0.5) * 2 / w - 1
+    return torch.stack([(attention.sum(2) * xs).sum(-1), (attention.sum(3) * ys).sum(-1)], -1)
+
+
+def skeleton_features(centres: torch.Tensor) -> torch.Tensor:
+    """(B, J, 2) part centres -> (B, 2J + 1): the skeleton relative to part 0 (the pelvis)
+    divided by its size, then the size, so the MLP sees the pose apart from scale and place."""
+    relative = centres - centres[:, :1]
+    size = relative.norm(dim=-1).mean(1, keepdim=True).clamp(min=1e-3)
+    return torch.cat([(relative / size[..., None]).flatten(1), size], 1)
+
+
 class PareHead(nn.Module):
     def __init__(self, in_channels: int, cfg: HeadConfig = HeadConfig()):
         super().__init__()
@@ -76,6 +98,14 @@ class PareHead(nn.Module):
             start = torch.eye(3).repeat(cfg.num_parts, 1, 1)
             start[0] = upright
             self.pose_bias = nn.Parameter(start[:, :, :2].reshape(cfg.num_parts, 6))
+        if cfg.skeleton_hidden:
+            width = cfg.skeleton_hidden
+            self.skeleton_mlp = nn.Sequential(
+                nn.Linear(2 * cfg.num_parts + 1, width), nn.ReLU(inplace=True),
+                nn.Linear(width, width), nn.ReLU(inplace=True), nn.Linear(width, 6 * cfg.num_parts))
+            # Starts at zero: added to trained weights, the network's output is unchanged.
+            nn.init.zeros_(self.skeleton_mlp[-1].weight)
+            nn.init.zeros_(self.skeleton_mlp[-1].bias)
         flat = cfg.num_parts * cfg.smpl_channels
         self.shape_regressor = nn.Linear(flat, 10)
         self.cam_regressor = nn.Linear(flat, 3)
@@ -91,6 +121,9 @@ class PareHead(nn.Module):
         pose6d = (pooled[:, None] * weight).sum(dim=2).transpose(1, 2)  # (B, 24, 6)
         if self.cfg.pose_bias:
             pose6d = pose6d + self.pose_bias
+        if self.cfg.skeleton_hidden:
+            correction = self.skeleton_mlp(skeleton_features(attention_centres(attention)))
+            pose6d = pose6d + correction.reshape(-1, self.cfg.num_parts, 6)
 
         if self.cfg.shape_pool_factor > 1:
             k = self.cfg.shape_pool_factor
