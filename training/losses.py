@@ -1,8 +1,9 @@
 """The study's loss: L = 5 (L3D + L2D) + 1 Lpose + 0.001 Lbeta, with per-sample masks
 (MPII has 2D joints only; 3DPW frames with an invalid camera pose have nothing 3D).
 
-Optional, off in the study's recipe: a part-attention term that pulls each part's
-attention map towards its joint's 2D position, for networks that start from scratch."""
+Optional, off in the study's recipe, for networks that start from scratch: a part-attention
+term that pulls each part's attention map towards its joint's 2D position, and one that
+pulls each map's centre onto the joint."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from pare_demo.geometry import CROP_FOCAL_LENGTH, CROP_SIZE, perspective_projection, weak_perspective_to_translation
+from pare_demo.models.head import attention_centres
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,7 @@ class LossWeights:
     pose: float = 1.0
     betas: float = 0.001
     part_attention: float = 0.0  # the study: no part supervision
+    part_centres: float = 0.0    # L1 from each part map's centre to its joint (integral regression)
 
 
 def project_to_crop(joints: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
@@ -53,9 +56,18 @@ def part_attention_loss(part_logits: torch.Tensor, joints2d: torch.Tensor, visib
     return (kl * mask).sum() / mask.sum().clamp(min=1.0)
 
 
+def part_centres_loss(part_attention: torch.Tensor, joints2d: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """Mean absolute distance, per coordinate in crop units of [-1, 1], from each part map's
+    centre of mass to its visible joint: what the skeleton MLP reads, trained directly."""
+    centres = attention_centres(part_attention)
+    mask = visible[..., None].to(centres.dtype).expand_as(centres)
+    return ((centres - joints2d.to(centres.dtype)).abs() * mask).sum() / mask.sum().clamp(min=1.0)
+
+
 def pare_loss(pred: dict, target: dict, weights: LossWeights = LossWeights()) -> dict[str, torch.Tensor]:
     """pred: joints3d (B, 24, 3) from the predicted body, cam (B, 3), pose (B, 24, 3, 3), betas,
-    part_logits (B, 25, H, W) when weights.part_attention is set.
+    part_logits (B, 25, H, W) when weights.part_attention is set, part_attention (B, 24, H, W)
+    when weights.part_centres is.
     target: joints3d, joints2d (B, 24, 2) in [-1, 1], joints2d_visible (B, 24), pose, betas,
     has_3d (B,). 3D joints are compared pelvis-centred."""
     has_3d = target["has_3d"]
@@ -71,5 +83,8 @@ def pare_loss(pred: dict, target: dict, weights: LossWeights = LossWeights()) ->
     if weights.part_attention:
         terms["part_attention"] = part_attention_loss(pred["part_logits"], target["joints2d"],
                                                       target["joints2d_visible"])
+    if weights.part_centres:
+        terms["part_centres"] = part_centres_loss(pred["part_attention"], target["joints2d"],
+                                                  target["joints2d_visible"])
     terms["total"] = sum(getattr(weights, k) * v for k, v in terms.items())
     return terms

@@ -47,7 +47,7 @@ class PareTraining(L.LightningModule):
         with torch.no_grad():
             target_body = self.body(batch["pose"], batch["betas"])
         pred = {"joints3d": pred_body.joints[:, :24], "cam": out.cam, "pose": out.pose, "betas": out.betas,
-                "part_logits": out.part_logits}
+                "part_logits": out.part_logits, "part_attention": out.part_attention}
         target = dict(batch, joints3d=target_body.joints[:, :24])
         return out, pred_body, target_body, pare_loss(pred, target, self.weights)
 
