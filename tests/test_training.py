@@ -1,3 +1,4 @@
+import json
 import pickle
 
 import numpy as np
@@ -182,8 +183,6 @@ def test_top_k_and_resume(synthetic, tmp_path):
     assert (state["state_dict"][name] - phase1_weights[name]).abs().max() < 1e-3
 
     # Export for the app, with held-out results in the checkpoint for the Model tab.
-    import json
-
     from pare_demo.checkpoints import load_checkpoint
     from pare_demo.engine import training_summary
     from training import evaluate, export
@@ -310,3 +309,50 @@ def test_backbone_comparison_trains_evaluates_and_times_each(synthetic, tmp_path
     # A ResNet-50 has several times the parameters of the MobileNetV3 network.
     assert rows[1]["parameters_m"] > 3 * rows[0]["parameters_m"]
     assert table(rows).count("\n") == 3
+
+
+def test_diagnosis_tells_a_learnt_joint_from_the_average_pose():
+    from training.diagnose import joint_report, mean_rotation, rotation_angles
+
+    torch.manual_seed(0)
+    truth = axis_angle_to_rotmat(torch.randn(50, 24, 3) * 0.4)
+    average = mean_rotation(truth)
+    assert torch.allclose(average.transpose(-1, -2) @ average, torch.eye(3).expand(24, 3, 3), atol=1e-5)
+    assert torch.allclose(torch.det(average), torch.ones(24), atol=1e-5)
+    turn = axis_angle_to_rotmat(torch.tensor([0.0, 0.0, 0.3]))
+    assert torch.allclose(rotation_angles(turn, torch.eye(3)), torch.tensor(np.degrees(0.3), dtype=torch.float32))
+
+    joints = torch.rand(50, 24, 2) * 1.6 - 0.8
+    visible = torch.ones(50, 24, dtype=torch.bool)
+    left_wrist, right_wrist = SMPL_JOINT_NAMES.index("left_wrist"), SMPL_JOINT_NAMES.index("right_wrist")
+    joints[:, right_wrist] = joints[:, left_wrist] + torch.tensor([0.0, 0.3])  # 24 px apart
+    centres = joints.clone()
+    centres[:, left_wrist] = joints[:, right_wrist]    # the left wrist's map sits on the right wrist
+    visible[:25, right_wrist] = False                  # half the right wrists unseen: not counted
+    centres[:25, right_wrist] = 5.0
+
+    pose = truth.clone()
+    pose[:, :12] = average[:12]                        # the lower body: the average pose
+    rows = joint_report(pose, truth, centres, joints, visible, crop_size=160)
+    for j, row in enumerate(rows):
+        if j < 12:
+            assert row["rotation_error_deg"] == pytest.approx(row["truth_spread_deg"], rel=1e-4)
+            assert row["truth_spread_deg"] > 10
+        else:
+            assert row["rotation_error_deg"] < 0.1
+    assert rows[left_wrist]["nearer_mirrored_joint"] == 1.0 and rows[left_wrist]["centre_error_px_median"] > 20
+    assert rows[right_wrist]["nearer_mirrored_joint"] == 0.0 and rows[right_wrist]["centre_error_px_mean"] < 1e-3
+
+
+def test_diagnose_cli(synthetic, small_checkpoint, tmp_path, capsys):
+    from training.diagnose import main
+
+    out = tmp_path / "diagnosis.json"
+    assert main(["--checkpoint", str(small_checkpoint), "--dataset-root", str(synthetic), "--split", "validation",
+                 "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["num_frames"] == 4 and [r["joint"] for r in report["joints"]] == list(SMPL_JOINT_NAMES)
+    assert all(np.isfinite(r["rotation_error_deg"]) and r["truth_spread_deg"] >= 0 for r in report["joints"])
+    assert "left_wrist" in capsys.readouterr().out
+    assert main(["--dataset-root", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
