@@ -6,7 +6,8 @@ For each of the 24 SMPL joints:
 - rotation error: mean angle between the predicted and the true local rotation, beside
   the truth's spread (mean angle from the average rotation, which is what always
   predicting the average pose scores). An error near the spread means the network has
-  learnt nothing about that joint;
+  learnt nothing about that joint (joint 0's rotation is the global orientation, in the
+  camera frame);
 - part centre: distance in crop pixels from the centre of mass of that part's attention
   map to the joint, and the share of frames whose centre lies nearer the mirrored joint
   (left and right swapped) by more than MIRROR_MARGIN_PX.
@@ -20,7 +21,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
