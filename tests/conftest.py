@@ -13,37 +13,39 @@ def isolated_cache(tmp_path_factory):
     torch.set_num_threads(2)
 
 
-@pytest.fixture(scope="session")
-def small_checkpoint(tmp_path_factory):
-    """A seeded, untrained fast-backbone PARE checkpoint: real code paths, meaningless weights."""
-    from pare_demo.checkpoints import save_checkpoint
+def _untrained_model(**head_options):
+    """A seeded, untrained fast-backbone PARE with a camera scale near 1, so the body lands in
+    front of the camera."""
     from pare_demo.models import PARE, default_config
 
     torch.manual_seed(0)
-    model = PARE(default_config("mobilenetv3"))
-    # A camera scale near 1 so the body lands in front of the camera.
+    model = PARE(default_config("mobilenetv3", **head_options))
     with torch.no_grad():
         model.head.cam_regressor.weight.mul_(0.01)
         model.head.cam_regressor.bias.copy_(torch.tensor([0.9, 0.0, 0.0]))
-    path = tmp_path_factory.mktemp("ckpt") / "small.pt"
-    return save_checkpoint(path, model.config.to_dict(), model.state_dict(), {"note": "untrained"})
+    return model
+
+
+def _save_untrained(model, folder, name):
+    from pare_demo.checkpoints import save_checkpoint
+
+    return save_checkpoint(folder / name, model.config.to_dict(), model.state_dict(), {"note": "untrained"})
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory):
+    """A seeded, untrained fast-backbone PARE checkpoint: real code paths, meaningless weights."""
+    return _save_untrained(_untrained_model(), tmp_path_factory.mktemp("ckpt"), "small.pt")
 
 
 @pytest.fixture(scope="session")
 def skeleton_checkpoint(tmp_path_factory):
     """Like small_checkpoint, with the skeleton MLP switched on and given random weights,
     so its correction to the pose is not zero."""
-    from pare_demo.checkpoints import save_checkpoint
-    from pare_demo.models import PARE, default_config
-
-    torch.manual_seed(0)
-    model = PARE(default_config("mobilenetv3", skeleton_hidden=16))
+    model = _untrained_model(skeleton_hidden=16)
     with torch.no_grad():
-        model.head.cam_regressor.weight.mul_(0.01)
-        model.head.cam_regressor.bias.copy_(torch.tensor([0.9, 0.0, 0.0]))
         model.head.skeleton_mlp[-1].weight.normal_(0, 0.1)
-    path = tmp_path_factory.mktemp("ckpt") / "skeleton.pt"
-    return save_checkpoint(path, model.config.to_dict(), model.state_dict(), {"note": "untrained"})
+    return _save_untrained(model, tmp_path_factory.mktemp("ckpt"), "skeleton.pt")
 
 
 @pytest.fixture(scope="session")

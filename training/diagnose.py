@@ -25,14 +25,14 @@ import torch
 from tqdm import tqdm
 
 from pare_demo.body.joint_names import SMPL_FLIP_PERMUTATION, SMPL_JOINT_NAMES
+from pare_demo.geometry import rotmat_to_axis_angle
 
 MIRROR_MARGIN_PX = 5.0
 
 
 def rotation_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Angle in degrees between rotation matrices (..., 3, 3)."""
-    cos = ((a.transpose(-1, -2) @ b).diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
-    return torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))
+    return torch.rad2deg(rotmat_to_axis_angle(a.transpose(-1, -2) @ b).norm(dim=-1))
 
 
 def mean_rotation(rotations: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from pare_demo.geometry import CROP_FOCAL_LENGTH, CROP_SIZE, perspective_projection, weak_perspective_to_translation
-from pare_demo.models.head import attention_centres
+from pare_demo.models.head import attention_centres, cell_centres
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,7 @@ def part_attention_loss(part_logits: torch.Tensor, joints2d: torch.Tensor, visib
     part_logits (B, 25, H, W) with background first; joints2d (B, 24, 2) in [-1, 1]."""
     b, _, h, w = part_logits.shape
     log_attention = part_logits[:, 1:].reshape(b, -1, h * w).log_softmax(dim=-1)
-    ys, xs = torch.meshgrid((torch.arange(h, device=part_logits.device) + 0.5) * 2 / h - 1,
-                            (torch.arange(w, device=part_logits.device) + 0.5) * 2 / w - 1, indexing="ij")
+    ys, xs = torch.meshgrid(cell_centres(h, part_logits.device), cell_centres(w, part_logits.device), indexing="ij")
     cells = torch.stack([xs, ys], -1).reshape(1, 1, h * w, 2)
     squared = ((cells - joints2d[:, :, None].to(cells.dtype)) ** 2).sum(-1)  # (B, 24, H*W)
     target = (-squared / (2 * (sigma_cells * 2 / w) ** 2)).softmax(dim=-1)

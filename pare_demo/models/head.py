@@ -65,12 +65,17 @@ def attention_pool(logits: torch.Tensor, features: torch.Tensor) -> tuple[torch.
     return pooled.transpose(1, 2), attention.reshape(b, j, h, w)
 
 
+def cell_centres(size: int, device=None, dtype=None) -> torch.Tensor:
+    """Centres of `size` feature-map cells along one axis in crop units of [-1, 1], the
+    frame of the 2D joint targets."""
+    return (torch.arange(size, device=device, dtype=dtype) + 0.5) * 2 / size - 1
+
+
 def attention_centres(attention: torch.Tensor) -> torch.Tensor:
-    """Each map's centre of mass (B, J, H, W) -> (B, J, 2) x, y in crop units of [-1, 1]
-    (pixel centres), the frame of the 2D joint targets."""
+    """Each map's centre of mass (B, J, H, W) -> (B, J, 2) x, y in crop units of [-1, 1]."""
     _, _, h, w = attention.shape
-    ys = (torch.arange(h, device=attention.device, dtype=attention.dtype) + 0.5) * 2 / h - 1
-    xs = (torch.arange(w, device=attention.device, dtype=attention.dtype) + 0.5) * 2 / w - 1
+    ys = cell_centres(h, attention.device, attention.dtype)
+    xs = cell_centres(w, attention.device, attention.dtype)
     return torch.stack([(attention.sum(2) * xs).sum(-1), (attention.sum(3) * ys).sum(-1)], -1)
 
 
