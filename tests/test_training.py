@@ -172,7 +172,8 @@ def test_top_k_and_resume(synthetic, tmp_path):
 
     best, score = best_checkpoint(tmp_path / "run", "phase1")
     phase1_weights = torch.load(best, weights_only=True)["state_dict"]
-    assert main(["--config", str(path), "train.epochs=1", "--resume-best", "--lr", "1e-5"]) == 0
+    # The override after the options counts too (argparse alone would refuse it).
+    assert main(["--config", str(path), "--resume-best", "--lr", "1e-5", "train.epochs=1"]) == 0
     phase2 = tmp_path / "run" / "phase2" / "checkpoints" / "last.ckpt"
     state = torch.load(phase2, weights_only=True)
     assert state["global_step"] == 2 and state["optimizer_states"][0]["param_groups"][0]["lr"] == 1e-5

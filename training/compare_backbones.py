@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--every", type=int, default=3, help="evaluate every n-th test frame")
     parser.add_argument("overrides", nargs="*", help="key=value config overrides for every run")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # key=value overrides may follow the options
     out = args.out.expanduser()
     out.mkdir(parents=True, exist_ok=True)
     rows = compare(args.config, args.test_root.expanduser(), out, args.backbones, args.steps, args.batch,

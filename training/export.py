@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--test-json", type=Path, default=None,
                         help="training.evaluate --json output for these weights")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # key=value overrides may follow the options
     config = load_config(args.config, args.overrides)
     run_dir = Path(config["train"]["run_dir"]).expanduser()
     path, score = best_checkpoint(run_dir)

@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume-best", action="store_true", help="new phase from the best checkpoint")
     parser.add_argument("--init", type=Path, help="start from this pare-demo checkpoint's weights")
     parser.add_argument("--lr", type=float, default=None)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # key=value overrides may follow the options
     if args.init and args.resume_best:
         parser.error("--init starts phase 1; --resume-best starts phase 2 from phase 1: choose one")
 
