@@ -152,6 +152,27 @@ def tiny_config(synthetic, tmp_path, **train):
     return path
 
 
+def test_a_train_only_source_adds_training_samples_not_validation(synthetic, tmp_path):
+    """An extra set with no validation split: `validation: false` keeps it out of validation;
+    without it, the missing split is an error naming the folder."""
+    import yaml
+
+    from training.train import build_loaders
+
+    extra = tmp_path / "extra"
+    synth.generate(extra, sequences=1, frames=3, seed=7, size=160, split="train")
+    config = yaml.safe_load(tiny_config(synthetic, tmp_path).read_text())
+    config["train"]["samples_per_epoch"] = None
+    config["data"]["sources"].append({"kind": "synthetic", "root": str(extra), "validation": False})
+    train_loader, val_loader = build_loaders(config)
+    train_counts = [len(ds) for ds in train_loader.dataset.datasets]
+    assert train_counts == [len(read_pw3d(synthetic, "train")), len(read_pw3d(extra, "train"))]
+    assert len(val_loader.dataset) == min(4, len(read_pw3d(synthetic, "validation")))
+    del config["data"]["sources"][-1]["validation"]
+    with pytest.raises(FileNotFoundError, match="validation"):
+        build_loaders(config)
+
+
 def test_top_k_and_resume(synthetic, tmp_path):
     from training.train import main
 
