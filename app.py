@@ -119,7 +119,9 @@ def image_tab(engine: Engine) -> None:
     part, heatmap, part_map, grid = attention_views()
     with gr.Row():
         skeleton = gr.Plot(label="3D keypoints")
-        mesh = gr.Model3D(label="Mesh (part colours)")
+        # Seen from the photo's camera: Gradio's default view (alpha 90) looks at the back
+        # of the camera-frame mesh the GLB holds.
+        mesh = gr.Model3D(label="Mesh (part colours)", camera_position=(-90, 90, None))
     files = gr.File(label="Downloads: mesh (.glb, .obj) and SMPL parameters (.json)", file_count="multiple")
 
     def person_views(analysis, person_label, part_name):

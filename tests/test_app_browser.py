@@ -1,4 +1,5 @@
 """The real app, served by Gradio, driven by Debian's Chromium through Playwright."""
+import io
 import os
 import shutil
 import socket
@@ -82,8 +83,6 @@ def image_pixels(page, label: str) -> np.ndarray:
 
 
 def image_pixels_from(page, src: str) -> np.ndarray:
-    import io
-
     data = page.evaluate("async (src) => Array.from(new Uint8Array(await (await fetch(src)).arrayBuffer()))", src)
     return np.asarray(Image.open(io.BytesIO(bytes(data))).convert("RGB"))
 
@@ -107,7 +106,18 @@ def test_image_tab_analyses_a_photo_and_recovers_from_a_bad_file(page, tmp_path)
     assert page.locator(".js-plotly-plot").count() >= 1
     for name in ("mesh.glb", "mesh.obj", "smpl_parameters.json"):  # the downloads
         page.locator(f"a[download='{name}']").first.wait_for(state="attached", timeout=10000)
-    assert page.locator("canvas").count() >= 1  # the Model3D viewer got a mesh to show
+    # The Model3D viewer draws the mesh (it loads the GLB a few seconds after the result).
+    viewer = page.locator("[data-testid='block-label']:has-text('Mesh (part colours)')").locator(
+        "xpath=ancestor::div[contains(@class,'block')][1]").locator("canvas")
+    viewer.scroll_into_view_if_needed()
+    drawn = 0.0
+    for _ in range(30):
+        page.wait_for_timeout(1000)
+        shot = np.asarray(Image.open(io.BytesIO(viewer.screenshot())).convert("RGB")).astype(int)
+        drawn = float((np.abs(shot - shot[0, 0]).sum(2) > 30).mean())  # pixels unlike the corner
+        if drawn > 0.01:
+            break
+    assert drawn > 0.01, f"the 3D viewer drew {drawn:.2%} of its canvas"
     page.screenshot(path=str(SCREENSHOTS / "app_image_tab.jpg"), full_page=True, type="jpeg", quality=80)
 
     # A text file named .png: a readable message, then a good image works again.
