@@ -154,20 +154,28 @@ def tiny_config(synthetic, tmp_path, **train):
 
 def test_a_train_only_source_adds_training_samples_not_validation(synthetic, tmp_path):
     """An extra set with no validation split: `validation: false` keeps it out of validation;
-    without it, the missing split is an error naming the folder."""
+    without it, the missing split is an error naming the folder. MPII (2D only, SPIN's
+    .npz layout here) trains and never validates, with no flag."""
     import yaml
 
     from training.train import build_loaders
 
     extra = tmp_path / "extra"
     synth.generate(extra, sequences=1, frames=3, seed=7, size=160, split="train")
+    mpii = tmp_path / "mpii"
+    (mpii / "images").mkdir(parents=True)
+    np.savez(mpii / "mpii_train.npz", imgname=np.array(["images/a.jpg", "images/b.jpg"]),
+             center=np.array([[80.0, 80.0], [60.0, 90.0]]), scale=np.array([0.6, 0.5]),
+             part=np.ones((2, 24, 3)))
     config = yaml.safe_load(tiny_config(synthetic, tmp_path).read_text())
     config["train"]["samples_per_epoch"] = None
+    config["data"]["sources"].insert(0, {"kind": "mpii", "root": str(mpii)})
     config["data"]["sources"].append({"kind": "synthetic", "root": str(extra), "validation": False})
     train_loader, val_loader = build_loaders(config)
     train_counts = [len(ds) for ds in train_loader.dataset.datasets]
-    assert train_counts == [len(read_pw3d(synthetic, "train")), len(read_pw3d(extra, "train"))]
+    assert train_counts == [2, len(read_pw3d(synthetic, "train")), len(read_pw3d(extra, "train"))]
     assert len(val_loader.dataset) == min(4, len(read_pw3d(synthetic, "validation")))
+    assert all(s.valid_3d and mpii not in s.image_path.parents for s in val_loader.dataset.samples)
     del config["data"]["sources"][-1]["validation"]
     with pytest.raises(FileNotFoundError, match="validation"):
         build_loaders(config)

@@ -95,8 +95,9 @@ def build_loaders(config: dict) -> tuple[DataLoader, DataLoader]:
                                     generator=torch.Generator().manual_seed(train.get("seed", 0)))
     val_samples = []
     for source in data["sources"]:
-        # A source may be train-only (`validation: false`), e.g. an extra synthetic set.
-        if source["kind"] != "mpii" and source.get("validation", True):
+        # A source may be train-only (`validation: false`), e.g. an extra synthetic set;
+        # MPII always is (read_source gives it no other split).
+        if source.get("validation", True):
             val_samples += read_source(source, data.get("val_split", "validation"))
     limit = data.get("val_limit")
     if limit and len(val_samples) > limit:
