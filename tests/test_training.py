@@ -221,7 +221,9 @@ def test_top_k_and_resume(synthetic, tmp_path):
     assert evaluate.main(["--checkpoint", str(tmp_path / "run" / "best.pt"), "--dataset-root", str(synthetic),
                           "--split", "validation", "--json", str(results)]) == 0
     out = tmp_path / "bundled.pt"
+    run_best = (tmp_path / "run" / "best.pt").read_bytes()
     assert export.main(["--config", str(path), "--out", str(out), "--test-json", str(results)]) == 0
+    assert (tmp_path / "run" / "best.pt").read_bytes() == run_best  # the run's own export is left alone
     meta = load_checkpoint(out)["meta"]
     best, score = best_checkpoint(tmp_path / "run")
     assert meta["source"] == f"run/{best.parent.parent.name}/{best.name}" and meta["val_pa_mpjpe_mm"] == score

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -35,9 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.test_json:
         results = json.loads(args.test_json.read_text())
         extra = {"test": {k: results[k] for k in TEST_KEYS if k in results}}
-    exported = export_best(run_dir, path, model_config(config), {"val_pa_mpjpe_mm": score}, extra)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(exported, args.out)
+    # Straight to --out: the run's own best.pt stays as training wrote it.
+    export_best(run_dir, path, model_config(config), {"val_pa_mpjpe_mm": score}, extra, out=args.out)
     print(f"{path.name} (validation PA-MPJPE {score:.1f} mm) -> {args.out}")
     return 0
 

@@ -134,15 +134,15 @@ def best_checkpoint(run_dir: Path, phases: str = "phase*") -> tuple[Path, float]
 
 
 def export_best(run_dir: Path, checkpoint_path: str | Path, model_cfg: dict, metrics: dict,
-                extra_meta: dict | None = None) -> Path:
-    """The Lightning checkpoint's network weights as a pare-demo checkpoint (run_dir/best.pt).
-    Its meta says where it came from (run, phase, file) and after how many training steps,
-    plus extra_meta (held-out test results, say)."""
+                extra_meta: dict | None = None, out: Path | None = None) -> Path:
+    """The Lightning checkpoint's network weights as a pare-demo checkpoint at out (default
+    run_dir/best.pt, which training writes at its end). Its meta says where it came from (run,
+    phase, file) and after how many training steps, plus extra_meta (held-out test results, say)."""
     checkpoint_path = Path(checkpoint_path)
     lightning = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     weights = {k[len("model."):]: v for k, v in lightning["state_dict"].items() if k.startswith("model.")}
     source = f"{run_dir.name}/{checkpoint_path.parent.parent.name}/{checkpoint_path.name}"
-    return save_checkpoint(run_dir / "best.pt", model_cfg, weights,
+    return save_checkpoint(out or run_dir / "best.pt", model_cfg, weights,
                            {"source": source, "step": int(lightning["global_step"]),
                             **{k: float(v) for k, v in metrics.items()}, **(extra_meta or {})})
 
