@@ -75,10 +75,15 @@ def page(app_url):
         browser.close()
 
 
+def block(page, label: str):
+    """The component block whose label is `label`."""
+    return page.locator(f"[data-testid='block-label']:text-is('{label}')").locator(
+        "xpath=ancestor::div[contains(@class,'block')][1]")
+
+
 def image_pixels(page, label: str) -> np.ndarray:
     """The pixels an output image component shows, fetched by the browser."""
-    src = page.locator(f"[data-testid='block-label']:has-text('{label}')").locator(
-        "xpath=ancestor::div[contains(@class,'block')][1]").locator("img").first.get_attribute("src")
+    src = block(page, label).locator("img").first.get_attribute("src")
     return image_pixels_from(page, src)
 
 
@@ -107,8 +112,7 @@ def test_image_tab_analyses_a_photo_and_recovers_from_a_bad_file(page, tmp_path)
     for name in ("mesh.glb", "mesh.obj", "smpl_parameters.json"):  # the downloads
         page.locator(f"a[download='{name}']").first.wait_for(state="attached", timeout=10000)
     # The Model3D viewer draws the mesh (it loads the GLB a few seconds after the result).
-    viewer = page.locator("[data-testid='block-label']:has-text('Mesh (part colours)')").locator(
-        "xpath=ancestor::div[contains(@class,'block')][1]").locator("canvas")
+    viewer = block(page, "Mesh (part colours)").locator("canvas")
     viewer.scroll_into_view_if_needed()
     drawn = 0.0
     for _ in range(30):
@@ -135,8 +139,7 @@ def test_image_tab_analyses_a_photo_and_recovers_from_a_bad_file(page, tmp_path)
 
 def test_body_model_and_model_tabs(page):
     page.get_by_role("tab", name="Body model").click()
-    plot = page.locator("[data-testid='block-label']:has-text('Front and side')").locator(
-        "xpath=ancestor::div[contains(@class,'block')][1]").locator("img")
+    plot = block(page, "Front and side").locator("img")
     plot.first.wait_for(timeout=60000)
     page.screenshot(path=str(SCREENSHOTS / "app_body_model_tab.jpg"), full_page=True, type="jpeg", quality=80)
     page.get_by_role("tab", name="Model", exact=True).click()
@@ -194,26 +197,15 @@ def test_explorer_shows_errors_of_a_bundled_sample_frame(page):
     page.get_by_text(re.compile(rf"frame {frames[other]}, person 1:")).first.wait_for(timeout=60000)
 
     page.get_by_role("button", name="Occlusion sensitivity of this frame").click()
-    image_pixels_when_ready = None
-    for _ in range(120):
-        try:
-            image_pixels_when_ready = image_pixels(page, "Occlusion sensitivity")
-            break
-        except Exception:  # noqa: BLE001 - not rendered yet
-            page.wait_for_timeout(1000)
-    assert image_pixels_when_ready is not None and image_pixels_when_ready.std() > 5
+    occlusion = "Occlusion sensitivity: how much the error grows when a grey patch hides each spot"
+    block(page, occlusion).locator("img").first.wait_for(timeout=120000)
+    assert image_pixels(page, occlusion).std() > 5
     page.screenshot(path=str(SCREENSHOTS / "app_explorer_tab.jpg"), full_page=True, type="jpeg", quality=80)
 
     # A folder that is no 3DPW download: the page says what layout it expects.
     page.get_by_label("Dataset root").fill("/nonexistent/3DPW")
     page.get_by_role("button", name="Open", exact=True).click()
     page.get_by_text("/nonexistent/3DPW does not exist. Expected ROOT/sequenceFiles").first.wait_for(timeout=30000)
-
-
-def block(page, label: str):
-    """The component block whose label is `label`."""
-    return page.locator(f"[data-testid='block-label']:text-is('{label}')").locator(
-        "xpath=ancestor::div[contains(@class,'block')][1]")
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: float = 8.0) -> Path:
