@@ -369,6 +369,8 @@ def model_tab(engine: Engine) -> None:
                                 interactive=True)
         load_button = gr.Button("Load")
         rescan = gr.Button("Look for new files")
+    flip_test = gr.Checkbox(label="Flip test: average each crop's prediction with its mirror image's "
+                                  "(lower errors, twice the network time)", value=engine.flip_test)
     gr.Markdown(UNLOCKS)
 
     def switch_model(label, body_name):
@@ -384,7 +386,12 @@ def model_tab(engine: Engine) -> None:
         return (gr.update(choices=list(found), value=_current_checkpoint(engine, found)),
                 gr.update(choices=available_body_models()))
 
+    def toggle_flip_test(on):
+        engine.set_flip_test(on)
+        return engine.describe()
+
     load_button.click(switch_model, inputs=[checkpoint_pick, body_pick], outputs=model_text, api_name=False)
+    flip_test.change(toggle_flip_test, inputs=flip_test, outputs=model_text, api_name=False)
     rescan.click(rescan_files, outputs=[checkpoint_pick, body_pick], api_name=False)
 
 

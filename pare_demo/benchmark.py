@@ -13,6 +13,10 @@ pare_demo.optimize, `onnx` = ONNX Runtime), on a 640x480 photo of one person:
 - speed-ups against eager fp32 measured in the same run (paths are interleaved, so a
   busy machine slows them alike).
 
+Every predictor runs as the app's does, with the flip test (each crop and its mirror
+image: network batch 2 per person); for the default model the network and the whole
+predictor are also timed with the flip test off and on, taking turns.
+
 Then: peak resident memory with the default model loaded, the memory drift over
 webcam frames, and the rendering figures. The full run takes about five minutes on 2
 cores, `--quick` about one (plus ONNX exports the first time); `--smoke` is the test
@@ -204,6 +208,25 @@ def speedups(paths: dict) -> dict:
             for path, r in paths.items() if path != "torch"}
 
 
+def bench_flip_test(predictor, frame: np.ndarray, repeats: int) -> dict:
+    """Median ms of the network and of the whole predictor (one person) with the flip test
+    off and on, taking turns."""
+    samples = {state: defaultdict(list) for state in ("off", "on")}
+    saved = predictor.flip_test
+    try:
+        for rep in range(1 + repeats):  # the first run warms up
+            for state in samples:
+                predictor.flip_test = state == "on"
+                timings = predictor.predict(frame)[0].timings
+                if rep:
+                    samples[state]["network"].append(timings["network"])
+                    samples[state]["predictor"].append(sum(timings.values()))
+    finally:
+        predictor.flip_test = saved
+    return {f"{stage}_ms_{state}": float(np.median(ms)) for state, stages in samples.items()
+            for stage, ms in stages.items()}
+
+
 def bench_memory(predictor, renderer, frame: np.ndarray, frames: int) -> dict:
     """Resident memory across webcam frames, every layer toggled on and off in turn."""
     from pare_demo.live import LiveSession
@@ -284,6 +307,7 @@ def _run(settings: Settings, device: torch.device) -> dict:
                 "predictor_default_backend": default_backend(device), "frame": "640x480, 1 person",
                 "end_to_end_ms": webcam["end_to_end_ms"], "fps": webcam["fps"],
                 "network_ms": paths[fastest]["batch1"]["network"]["median_ms"]}
+            result["flip_test"] = bench_flip_test(predictors[fastest], frame, settings.repeats)
             result["memory"] = bench_memory(predictors[fastest], renderer, frame, settings.memory_frames)
             result["live_memory_drift_mb"] = result["memory"]["drift_mb"]
             # The app's process with the default model loaded (before any other backbone).
@@ -329,6 +353,9 @@ def print_report(result: dict) -> None:
         h = result["hrnet_w32"]
         print(f"hrnet_w32 at {h['input_size']} px: eager {h['eager_ms']:.1f} ms, fastest {h['fastest_path']} "
               f"{h['fastest_ms']:.1f} ms ({h['speedup']:.2f}x)")
+    f = result["flip_test"]
+    print(f"flip test off / on: network {f['network_ms_off']:.1f} / {f['network_ms_on']:.1f} ms, "
+          f"predictor {f['predictor_ms_off']:.1f} / {f['predictor_ms_on']:.1f} ms")
     mem = result["memory"]
     print(f"memory: peak RSS {result['peak_rss_mb']:.0f} MB with the default model "
           f"({result['peak_rss_mb_all_backbones']:.0f} MB after all backbones); drift over "

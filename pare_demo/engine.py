@@ -55,6 +55,7 @@ class Engine:
         from pare_demo.render import Renderer
 
         self.device = device
+        self.flip_test = True  # kept across model switches
         self.predictor = None
         self.error = None
         self.warmup_ms = 0.0
@@ -71,7 +72,8 @@ class Engine:
         `error` says why. Requests already running finish on the model they started with."""
         with self._lock:
             try:
-                predictor = Predictor(checkpoint, body_model=body_model, device=self.device)
+                predictor = Predictor(checkpoint, body_model=body_model, device=self.device,
+                                      flip_test=self.flip_test)
                 start = time.perf_counter()
                 # Warm up now, so that the first user request does not pay for it.
                 analyse_image(predictor, self.renderer, np.full((256, 256, 3), 127, np.uint8),
@@ -82,6 +84,12 @@ class Engine:
                 return False
             self.predictor, self.error = predictor, None
             return True
+
+    def set_flip_test(self, on: bool) -> None:
+        """Flip test on or off, for this model and the ones loaded later."""
+        self.flip_test = bool(on)
+        if self.predictor is not None:
+            self.predictor.flip_test = self.flip_test
 
     def output_dir(self) -> Path:
         """A folder for one request's downloads. Gradio copies returned files into its own
@@ -118,6 +126,7 @@ def training_summary(meta: dict) -> str:
     if test:
         where = Path(test["dataset_root"]).name + f" ({test['split']})" if "dataset_root" in test else "held-out set"
         pve = f", PVE {test['pve']:.1f}" if test.get("pve") is not None else ""
-        parts.append(f"on {where}, {test['num_frames']:,} frames: MPJPE {test['mpjpe']:.1f}, "
+        flip = {True: " with the flip test", False: " without the flip test"}.get(test.get("flip_test"), "")
+        parts.append(f"on {where}, {test['num_frames']:,} frames{flip}: MPJPE {test['mpjpe']:.1f}, "
                      f"PA-MPJPE {test['pa_mpjpe']:.1f}{pve} mm")
     return "; ".join(parts) + "." if parts else ""

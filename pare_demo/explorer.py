@@ -267,7 +267,8 @@ class Explorer:
                               batch_size: int = 16) -> OcclusionMap:
         """Slide a grey patch (default: a quarter of the crop's side) over the network's input
         crop (default: OCCLUSION_GRID positions per side, edge to edge) and measure MPJPE
-        against ground truth at each position, as the PARE paper's occlusion-sensitivity maps do."""
+        against ground truth at each position, as the PARE paper's occlusion-sensitivity maps do.
+        The network runs without the flip test here, so base_error can differ from the frame's."""
         s = self.sample(sequence, frame, person)
         size = self.predictor.config.input_size
         patch = patch or size // 4
@@ -283,7 +284,9 @@ class Explorer:
         errors = []
         for first in range(0, len(corners), batch_size):
             crops = np.stack([_occlude(crop, c, patch) for c in corners[first:first + batch_size]])
-            net = self.predictor.run_network(self.predictor.normalise(crops))
+            # The network alone: the flip test's mirrored crop has the patch at the mirror-image
+            # spot, so the map would mix each spot with its mirror.
+            net = self.predictor.run_network(self.predictor.normalise(crops), flip_test=False)
             pose = net["pose"]
             pred = body(betas=net["betas"], global_orient=pose[:, :1], body_pose=pose[:, 1:], pose2rot=False)
             joints = body.eval_joints(pred.vertices)

@@ -1,6 +1,7 @@
 """Run PARE on images from the command line.
 
-    python -m pare_demo.predict IMAGE_OR_DIR... --out DIR [--checkpoint C] [--body-model B] [--device D]
+    python -m pare_demo.predict IMAGE_OR_DIR... --out DIR [--checkpoint C] [--body-model B]
+        [--device D] [--no-flip-test]
 
 Writes, per image, DIR/<stem>_person<k>.npz with each person's Prediction fields, and
 the pictures <stem>_overlay.png (meshes on the image), <stem>_side.png, <stem>_attention.png
@@ -69,12 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: the bundled weights")
     parser.add_argument("--body-model", default=None, help="open, smpl or a file (default: the checkpoint's)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-flip-test", dest="flip_test", action="store_false",
+                        help="the network on each crop alone, without averaging in its mirror image")
     args = parser.parse_args(argv)
 
     from pare_demo.predictor import Predictor
 
     try:
-        predictor = Predictor(args.checkpoint, body_model=args.body_model, device=args.device)
+        predictor = Predictor(args.checkpoint, body_model=args.body_model, device=args.device,
+                              flip_test=args.flip_test)
     except (CheckpointError, BodyModelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -53,6 +53,19 @@ def test_training_summary_says_what_the_checkpoint_meta_knows(engine):
         "on synth-test (test), 1,050 frames: MPJPE 250.0, PA-MPJPE 110.3, PVE 300.5 mm.")
     assert training_summary({"note": "untrained"}) == ""
     assert "Trained" not in engine.describe()  # the test checkpoint says nothing about training
+    meta["test"]["flip_test"] = True
+    assert "1,050 frames with the flip test: MPJPE 250.0" in training_summary(meta)
+
+
+def test_flip_test_switch_holds_across_model_switches(engine, small_checkpoint):
+    assert engine.predictor.flip_test and "flip test on" in engine.describe()
+    try:
+        engine.set_flip_test(False)
+        assert not engine.predictor.flip_test and "flip test off" in engine.describe()
+        assert engine.load(small_checkpoint) and not engine.predictor.flip_test
+    finally:
+        engine.set_flip_test(True)
+    assert engine.predictor.flip_test
 
 
 def test_engine_output_folders_rotate_and_start_empty(engine):

@@ -163,6 +163,13 @@ def test_body_model_and_model_tabs(page):
         expected = "untrained_test.pt" if name else started_with
         page.get_by_text(f"PARE from {expected},").first.wait_for(timeout=60000)
 
+    # The flip test is on by default; its switch is told in the model's description at once.
+    flip_test = page.get_by_label("Flip test", exact=False)
+    assert flip_test.is_checked()
+    for state in ("off", "on"):
+        flip_test.click()
+        page.get_by_text(f"flip test {state},").first.wait_for(timeout=10000)
+
 
 def test_only_gradio_outputs_are_served(app_url):
     """Files of the repository, the user's runs or the system are never served."""

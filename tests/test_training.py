@@ -229,9 +229,11 @@ def test_top_k_and_resume(synthetic, tmp_path):
     assert meta["source"] == f"run/{best.parent.parent.name}/{best.name}" and meta["val_pa_mpjpe_mm"] == score
     assert meta["step"] == torch.load(best, weights_only=True)["global_step"]
     measured = json.loads(results.read_text())
-    assert meta["test"] == {k: measured[k] for k in ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split")}
+    assert meta["test"] == {k: measured[k] for k in ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split",
+                                                     "flip_test")}
     summary = training_summary(meta)
     assert f"PA-MPJPE {measured['pa_mpjpe']:.1f}" in summary and f"{synthetic.name} (validation)" in summary
+    assert measured["flip_test"] is True and "with the flip test" in summary
 
 
 def test_config_overrides_read_exponents_as_numbers(synthetic, tmp_path):

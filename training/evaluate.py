@@ -1,11 +1,13 @@
 """Evaluate a checkpoint on 3DPW (or a synthetic set in its layout).
 
     python -m training.evaluate [--checkpoint C] --dataset-root R --split test [--json OUT]
+        [--no-flip-test]
 
 Prints MPJPE, PA-MPJPE and PVE in mm (14 LSP joints, pelvis-aligned) over all frames,
 per sequence, and over the 3DPW-OCC sequences when present. Without --checkpoint: the
 bundled weights. Ground-truth bodies use --gt-body-model (default: the checkpoint's
-body model; real 3DPW needs "smpl").
+body model; real 3DPW needs "smpl"). Predictions use the flip test, as the app does
+(pare_demo.flip_test), unless --no-flip-test.
 """
 from __future__ import annotations
 
@@ -30,9 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gt-body-model", default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--no-flip-test", dest="flip_test", action="store_false",
+                        help="the network on each crop alone, without averaging in its mirror image")
     args = parser.parse_args(argv)
     try:
-        predictor = Predictor(args.checkpoint, device=args.device)
+        predictor = Predictor(args.checkpoint, device=args.device, flip_test=args.flip_test)
         gt_body = load_body_model(args.gt_body_model, device=predictor.device) if args.gt_body_model else None
         samples = read_pw3d(args.dataset_root, args.split, every=args.every)
     except (CheckpointError, BodyModelError, FileNotFoundError) as err:
@@ -47,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         pve = f"{row['pve']:8.1f}" if row["pve"] is not None else f"{'-':>8s}"
         print(f"{name:40s} {row['num_frames']:7d} {row['mpjpe']:8.1f} {row['pa_mpjpe']:9.1f} {pve}")
     if args.json:
-        args.json.write_text(json.dumps({**summary, "dataset_root": str(args.dataset_root), "split": args.split},
+        args.json.write_text(json.dumps({**summary, "dataset_root": str(args.dataset_root), "split": args.split,
+                                         "flip_test": args.flip_test},
                                         indent=2))
     return 0
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from training.train import best_checkpoint, export_best, load_config, model_config
 
-TEST_KEYS = ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split")
+TEST_KEYS = ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split", "flip_test")
 
 
 def main(argv: list[str] | None = None) -> int:

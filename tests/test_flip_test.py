@@ -1,0 +1,99 @@
+"""The flip test: mirroring a predicted body, averaging rotations, and the predictor using it."""
+import numpy as np
+import pytest
+import torch
+
+from pare_demo.body import load_body_model
+from pare_demo.body.joint_names import SMPL_FLIP_PERMUTATION
+from pare_demo.crop import crop_image, make_crop, square_around
+from pare_demo.data.pw3d import read_pw3d
+from pare_demo.flip_test import mirror_camera, mirror_pose, nearest_rotation
+from pare_demo.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
+from pare_demo.images import load_image
+from pare_demo.paths import SAMPLE_PW3D_DIR
+from pare_demo.predictor import Predictor
+
+
+def test_mirrored_pose_poses_the_mirror_image_of_the_body():
+    """Real body model forward: the mirrored rotations put every joint at its left/right
+    partner's position reflected through x = 0."""
+    torch.manual_seed(0)
+    body = load_body_model("open")
+    pose = axis_angle_to_rotmat(torch.randn(4, 24, 3) * 0.5)
+    betas = torch.randn(4, 10)
+
+    def joints(rotations):
+        return body(betas=betas, global_orient=rotations[:, :1], body_pose=rotations[:, 1:],
+                    pose2rot=False).joints[:, :24]
+
+    reflected = (joints(pose) * torch.tensor([-1.0, 1.0, 1.0]))[:, list(SMPL_FLIP_PERMUTATION)]
+    assert (joints(mirror_pose(pose)) - reflected).norm(dim=-1).max() < 1e-3  # metres: under a millimetre
+    assert (joints(pose) - reflected).norm(dim=-1).mean() > 0.05  # the random poses are not symmetric
+    assert torch.allclose(mirror_pose(mirror_pose(pose)), pose)
+
+
+def test_mirrored_camera_moves_the_body_to_the_other_side():
+    cam = torch.tensor([[0.9, 0.2, -0.1]])
+    assert torch.allclose(mirror_camera(cam), torch.tensor([[0.9, -0.2, -0.1]]))
+
+
+def test_nearest_rotation_of_two_summed_rotations_is_their_midpoint():
+    """R + R exp(t k) projects to R exp(t/2 k): the chordal mean of two rotations is the
+    geodesic midpoint."""
+    torch.manual_seed(1)
+    base = axis_angle_to_rotmat(torch.randn(5, 3))
+    axis = torch.nn.functional.normalize(torch.randn(5, 3), dim=-1)
+    angle = torch.tensor([0.1, 0.5, 1.0, 2.0, 3.0])[:, None]
+    other = base @ axis_angle_to_rotmat(axis * angle)
+    mean = nearest_rotation(base + other)
+    expected = base @ axis_angle_to_rotmat(axis * angle / 2)
+    assert torch.allclose(mean, expected, atol=1e-5)
+    assert torch.allclose(torch.det(mean), torch.ones(5), atol=1e-5)
+    assert torch.allclose(nearest_rotation(base), base, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def bundled_crops():
+    """The bundled weights and their input crops of the bundled 3DPW-layout sample's first
+    32 person-frames."""
+    predictor = Predictor(device="cpu", backend="torch")
+    samples = [s for s in read_pw3d(SAMPLE_PW3D_DIR, "validation") if s.has_3d][:32]
+    size = predictor.config.input_size
+    crops = np.stack([crop_image(load_image(s.image_path), make_crop(*square_around(s.bbox), size))
+                      for s in samples])
+    return predictor, predictor.normalise(crops)
+
+
+def test_flip_test_averages_the_crop_and_its_mirror(bundled_crops):
+    predictor, crops = bundled_crops
+    plain = predictor.run_network(crops, flip_test=False)
+    mirrored = predictor.run_network(crops.flip(-1), flip_test=False)
+    both = predictor.run_network(crops)
+    assert predictor.flip_test  # on by default
+
+    def angle(a, b):
+        return torch.rad2deg(rotmat_to_axis_angle(a.transpose(-1, -2) @ b).norm(dim=-1))
+
+    # The mirrored crop's prediction, mirrored back, is a body close to the plain one (the
+    # network learned mirror-symmetric bodies) but not the same: a second estimate.
+    back = mirror_pose(mirrored["pose"])
+    assert 0.5 < angle(back, plain["pose"]).mean() < angle(mirrored["pose"], plain["pose"]).mean() / 2
+    # The flip test's rotation lies halfway between the two estimates.
+    assert torch.allclose(angle(both["pose"], plain["pose"]), angle(both["pose"], back), atol=0.05)
+    assert torch.allclose(both["betas"], (plain["betas"] + mirrored["betas"]) / 2, atol=1e-5)
+    assert torch.allclose(both["cam"][:, 1], (plain["cam"][:, 1] - mirrored["cam"][:, 1]) / 2, atol=1e-5)
+    # What the network attended to is the unmirrored crop's.
+    assert torch.equal(both["part_attention"], plain["part_attention"])
+
+
+def test_flip_test_predictions_are_mirror_symmetric(bundled_crops):
+    """With the flip test, the prediction for a mirrored crop is exactly the mirrored
+    prediction; without it, the network alone is only roughly so."""
+    predictor, crops = bundled_crops
+    for flip_test, tolerance in ((True, 1e-4), (False, None)):
+        direct = predictor.run_network(crops.flip(-1), flip_test=flip_test)["pose"]
+        mirrored = mirror_pose(predictor.run_network(crops, flip_test=flip_test)["pose"])
+        if tolerance:
+            assert torch.allclose(direct, mirrored, atol=tolerance)
+        else:
+            assert not torch.allclose(direct, mirrored, atol=1e-2)
