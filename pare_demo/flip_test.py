@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from pare_demo.body.joint_names import SMPL_FLIP_PERMUTATION
+from pare_demo.geometry import nearest_rotation
 
 _MIRROR_X = torch.tensor([-1.0, 1.0, 1.0])
 _MIRROR_CAMERA = torch.tensor([1.0, -1.0, 1.0])  # (s, tx, ty): only tx changes sign
@@ -28,14 +29,6 @@ def mirror_pose(pose: torch.Tensor) -> torch.Tensor:
 def mirror_camera(cam: torch.Tensor) -> torch.Tensor:
     """(B, 3) weak-perspective (s, tx, ty) -> the same camera for the mirrored crop."""
     return cam * _MIRROR_CAMERA.to(cam)
-
-
-def nearest_rotation(matrices: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3) -> the closest rotation matrices (Frobenius norm), through the SVD."""
-    u, _, vt = torch.linalg.svd(matrices)
-    sign = torch.det(u @ vt)
-    u = torch.cat((u[..., :2], u[..., 2:] * sign[..., None, None]), dim=-1)
-    return u @ vt
 
 
 def average_with_mirror(out: dict[str, torch.Tensor], mirrored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

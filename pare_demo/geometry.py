@@ -39,6 +39,15 @@ def rotmat_to_axis_angle(rotmat: torch.Tensor) -> torch.Tensor:
     return roma.rotmat_to_rotvec(rotmat)
 
 
+def nearest_rotation(matrices: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) -> the closest rotation matrices (Frobenius norm), through the SVD. Of a
+    mean of rotations: their chordal mean."""
+    u, _, vt = torch.linalg.svd(matrices)
+    sign = torch.det(u @ vt)
+    u = torch.cat((u[..., :2], u[..., 2:] * sign[..., None, None]), dim=-1)  # a rotation, not a reflection
+    return u @ vt
+
+
 def weak_perspective_to_translation(
     cam: torch.Tensor, focal_length: float = CROP_FOCAL_LENGTH, crop_size: int = CROP_SIZE
 ) -> torch.Tensor:

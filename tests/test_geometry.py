@@ -75,3 +75,18 @@ def test_crop_camera_matches_full_image_projection():
     depth = points[..., 2:3] + t_full[:, None, 2:3]
     gap = (box_center - image_size / 2)[:, None] * points[..., 2:3] / depth
     assert torch.allclose(full_uv, in_image - gap, atol=1e-3)
+
+
+def test_nearest_rotation_of_two_summed_rotations_is_their_midpoint():
+    """R + R exp(t k) projects to R exp(t/2 k): the chordal mean of two rotations is the
+    geodesic midpoint."""
+    torch.manual_seed(1)
+    base = g.axis_angle_to_rotmat(torch.randn(5, 3))
+    axis = torch.nn.functional.normalize(torch.randn(5, 3), dim=-1)
+    angle = torch.tensor([0.1, 0.5, 1.0, 2.0, 3.0])[:, None]
+    other = base @ g.axis_angle_to_rotmat(axis * angle)
+    mean = g.nearest_rotation(base + other)
+    expected = base @ g.axis_angle_to_rotmat(axis * angle / 2)
+    assert torch.allclose(mean, expected, atol=1e-5)
+    assert torch.allclose(torch.det(mean), torch.ones(5), atol=1e-5)
+    assert torch.allclose(g.nearest_rotation(base), base, atol=1e-5)

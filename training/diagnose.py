@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from pare_demo.body.joint_names import SMPL_FLIP_PERMUTATION, SMPL_JOINT_NAMES
-from pare_demo.geometry import rotmat_to_axis_angle
+from pare_demo.geometry import nearest_rotation, rotmat_to_axis_angle
 
 MIRROR_MARGIN_PX = 5.0
 
@@ -37,10 +37,7 @@ def rotation_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def mean_rotation(rotations: torch.Tensor) -> torch.Tensor:
     """Chordal mean of (N, ..., 3, 3) rotations: the rotation nearest their average matrix."""
-    u, _, vt = torch.linalg.svd(rotations.mean(0))
-    d = torch.det(u @ vt)
-    u = torch.cat([u[..., :2], u[..., 2:] * d[..., None, None]], -1)  # a rotation, not a reflection
-    return u @ vt
+    return nearest_rotation(rotations.mean(0))
 
 
 def joint_report(pred_pose: torch.Tensor, true_pose: torch.Tensor, centres: torch.Tensor, joints2d: torch.Tensor,
