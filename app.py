@@ -370,7 +370,8 @@ def model_tab(engine: Engine) -> None:
         load_button = gr.Button("Load")
         rescan = gr.Button("Look for new files")
     flip_test = gr.Checkbox(label="Flip test: average each crop's prediction with its mirror image's "
-                                  "(lower errors, twice the network time)", value=engine.flip_test)
+                                  "(lower errors, twice the network time)",
+                            value=lambda: engine.flip_test)  # read at each page load
     gr.Markdown(UNLOCKS)
 
     def switch_model(label, body_name):

@@ -82,6 +82,7 @@ class Engine:
             except (CheckpointError, BodyModelError) as err:
                 self.error = str(err)
                 return False
+            predictor.flip_test = self.flip_test  # it may have been switched during the load
             self.predictor, self.error = predictor, None
             return True
 

@@ -141,7 +141,7 @@ class Explorer:
         self.gt_body = gt_body_model or predictor.body_model
         self._files = self._list_sequences()  # name -> (split, sequence file)
         self._samples: dict[str, dict[tuple[int, int], Sample]] = {}
-        self._errors: dict[tuple[str, int], SequenceErrors] = {}
+        self._errors: dict[tuple[str, int, bool], SequenceErrors] = {}  # + the flip test's state
 
     # ------------------------------------------------------------ listing
     def _list_sequences(self) -> dict[str, tuple[str, Path]]:
@@ -242,9 +242,9 @@ class Explorer:
     # ------------------------------------------------------------ one sequence
     def sequence_errors(self, sequence: str, person: int = 0, progress: Progress | None = None,
                         batch_size: int = 16) -> SequenceErrors:
-        """Errors of every frame with ground truth, cached per (sequence, person)."""
+        """Errors of every frame with ground truth, cached per (sequence, person, flip test)."""
         person = int(person)
-        key = (sequence, person)
+        key = (sequence, person, self.predictor.flip_test)
         if key not in self._errors:
             samples = [self.sample(sequence, f, person) for f in self.frames(sequence, person)]
             if not samples:
@@ -268,7 +268,7 @@ class Explorer:
         """Slide a grey patch (default: a quarter of the crop's side) over the network's input
         crop (default: OCCLUSION_GRID positions per side, edge to edge) and measure MPJPE
         against ground truth at each position, as the PARE paper's occlusion-sensitivity maps do.
-        The network runs without the flip test here, so base_error can differ from the frame's."""
+        With the flip test the mirrored crop's patch hides the same part of the body."""
         s = self.sample(sequence, frame, person)
         size = self.predictor.config.input_size
         patch = patch or size // 4
@@ -284,9 +284,7 @@ class Explorer:
         errors = []
         for first in range(0, len(corners), batch_size):
             crops = np.stack([_occlude(crop, c, patch) for c in corners[first:first + batch_size]])
-            # The network alone: the flip test's mirrored crop has the patch at the mirror-image
-            # spot, so the map would mix each spot with its mirror.
-            net = self.predictor.run_network(self.predictor.normalise(crops), flip_test=False)
+            net = self.predictor.run_network(self.predictor.normalise(crops))
             pose = net["pose"]
             pred = body(betas=net["betas"], global_orient=pose[:, :1], body_pose=pose[:, 1:], pose2rot=False)
             joints = body.eval_joints(pred.vertices)

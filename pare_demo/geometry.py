@@ -40,12 +40,9 @@ def rotmat_to_axis_angle(rotmat: torch.Tensor) -> torch.Tensor:
 
 
 def nearest_rotation(matrices: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3) -> the closest rotation matrices (Frobenius norm), through the SVD. Of a
-    mean of rotations: their chordal mean."""
-    u, _, vt = torch.linalg.svd(matrices)
-    sign = torch.det(u @ vt)
-    u = torch.cat((u[..., :2], u[..., 2:] * sign[..., None, None]), dim=-1)  # a rotation, not a reflection
-    return u @ vt
+    """(..., 3, 3) -> the closest rotation matrices (Frobenius norm). Of a mean of
+    rotations: their chordal mean."""
+    return roma.special_procrustes(matrices)
 
 
 def weak_perspective_to_translation(

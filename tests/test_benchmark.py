@@ -28,7 +28,7 @@ def test_smoke_benchmark_writes_every_field(tmp_path):
     assert positive(result["render_overlay_ms_640x480"]) and positive(result["peak_rss_mb"])
     flip = result["flip_test"]
     assert set(flip) == {f"{stage}_ms_{state}" for stage in ("network", "predictor") for state in ("off", "on")}
-    assert all(positive(v) for v in flip.values()) and flip["network_ms_on"] < flip["predictor_ms_on"]
+    assert all(positive(v) for v in flip.values())
     memory = result["memory"]
     assert memory["frames"] == 10 and math.isfinite(memory["drift_mb"]) and positive(memory["rss_end_mb"])
 

@@ -104,6 +104,14 @@ def test_sequence_errors(explorer, predictor, root):
     assert all(errors.pa_mpjpe[list(errors.frames).index(f)] == e for f, e in worst)
     assert [t.name for t in errors.figure.data] == ["MPJPE", "PA-MPJPE", "PVE"]
     assert explorer.sequence_errors(SEQ, 0) is errors  # cached
+    # Switching the flip test off gives the network's own errors, not the cached ones.
+    try:
+        predictor.flip_test = False
+        alone = explorer.sequence_errors(SEQ, 0)
+        assert alone is not errors and not np.allclose(alone.mpjpe, errors.mpjpe, atol=1e-3)
+    finally:
+        predictor.flip_test = True
+    assert explorer.sequence_errors(SEQ, 0) is errors
 
 
 def test_occlusion_sensitivity(explorer, predictor, root):
@@ -115,27 +123,20 @@ def test_occlusion_sensitivity(explorer, predictor, root):
     assert occ.error.shape == (3, 3) and np.isfinite(occ.error).all()
     assert calls[-1] == (10, 10) and len(calls) == 3
     ref = reference(predictor, root, SEQ, 0)[1]
-    center, side = square_around(ref.sample.bbox)
-    crop = crop_image(load_image(ref.sample.image_path), make_crop(center, side, size))
-
-    def network_error(crop):
-        """MPJPE of the network alone (no flip test) on one crop, by hand."""
-        with torch.inference_mode():
-            net = predictor.run_network(predictor.normalise(crop[None]), flip_test=False)
-            body = predictor.body_model(betas=net["betas"], global_orient=net["pose"][:, :1],
-                                        body_pose=net["pose"][:, 1:], pose2rot=False)
-            return float(metrics.mpjpe(predictor.body_model.eval_joints(body.vertices),
-                                       torch.from_numpy(ref.gt_eval_joints[None])))
-
-    assert occ.base_error == pytest.approx(network_error(crop), abs=0.05)
-    # The frame's own error is with the flip test, which the occlusion map leaves out on purpose.
-    assert predictor.flip_test and occ.base_error != pytest.approx(ref.mpjpe, abs=0.05)
+    assert occ.base_error == pytest.approx(ref.mpjpe, abs=0.05)
     assert (occ.min, occ.max) == (occ.increase.min(), occ.increase.max())
     assert occ.picture.dtype == np.uint8 and occ.picture.shape[1] == 320
 
     # Cell (row 2, column 1) recomputed by hand: the patch at rows 2*stride.., columns stride..
+    center, side = square_around(ref.sample.bbox)
+    crop = crop_image(load_image(ref.sample.image_path), make_crop(center, side, size))
     crop[2 * stride:2 * stride + patch, stride:stride + patch] = GREY
-    error = network_error(crop)
+    with torch.inference_mode():
+        net = predictor.run_network(predictor.normalise(crop[None]))
+        body = predictor.body_model(betas=net["betas"], global_orient=net["pose"][:, :1],
+                                    body_pose=net["pose"][:, 1:], pose2rot=False)
+        error = metrics.mpjpe(predictor.body_model.eval_joints(body.vertices),
+                              torch.from_numpy(ref.gt_eval_joints[None]))
     assert occ.error[2, 1] == pytest.approx(float(error), abs=0.05)
 
 

@@ -7,11 +7,22 @@ from pare_demo.body import load_body_model
 from pare_demo.body.joint_names import SMPL_FLIP_PERMUTATION
 from pare_demo.crop import crop_image, make_crop, square_around
 from pare_demo.data.pw3d import read_pw3d
-from pare_demo.flip_test import mirror_camera, mirror_pose
+from pare_demo.flip_test import mirror_axis_angle, mirror_camera, mirror_pose
 from pare_demo.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 from pare_demo.images import load_image
 from pare_demo.paths import SAMPLE_PW3D_DIR
 from pare_demo.predictor import Predictor
+from training.losses import project_to_crop
+
+
+def body_joints(body, rotations, betas):
+    return body(betas=betas, global_orient=rotations[:, :1], body_pose=rotations[:, 1:],
+                pose2rot=False).joints[:, :24]
+
+
+def reflect(joints):
+    """Joints reflected through x = 0, each then named by its left/right partner."""
+    return (joints * torch.tensor([-1.0, 1.0, 1.0]))[:, list(SMPL_FLIP_PERMUTATION)]
 
 
 def test_mirrored_pose_poses_the_mirror_image_of_the_body():
@@ -21,20 +32,34 @@ def test_mirrored_pose_poses_the_mirror_image_of_the_body():
     body = load_body_model("open")
     pose = axis_angle_to_rotmat(torch.randn(4, 24, 3) * 0.5)
     betas = torch.randn(4, 10)
-
-    def joints(rotations):
-        return body(betas=betas, global_orient=rotations[:, :1], body_pose=rotations[:, 1:],
-                    pose2rot=False).joints[:, :24]
-
-    reflected = (joints(pose) * torch.tensor([-1.0, 1.0, 1.0]))[:, list(SMPL_FLIP_PERMUTATION)]
-    assert (joints(mirror_pose(pose)) - reflected).norm(dim=-1).max() < 1e-3  # metres: under a millimetre
-    assert (joints(pose) - reflected).norm(dim=-1).mean() > 0.05  # the random poses are not symmetric
+    joints = body_joints(body, pose, betas)
+    assert (body_joints(body, mirror_pose(pose), betas) - reflect(joints)).norm(dim=-1).max() < 1e-3  # < 1 mm
+    assert (joints - reflect(joints)).norm(dim=-1).mean() > 0.05  # the random poses are not symmetric
     assert torch.allclose(mirror_pose(mirror_pose(pose)), pose)
 
 
-def test_mirrored_camera_moves_the_body_to_the_other_side():
-    cam = torch.tensor([[0.9, 0.2, -0.1]])
-    assert torch.allclose(mirror_camera(cam), torch.tensor([[0.9, -0.2, -0.1]]))
+def test_axis_angle_mirror_agrees_with_the_matrix_mirror():
+    """Training's flip augmentation (axis-angle) and the flip test (matrices) mirror alike."""
+    pose = np.random.default_rng(0).normal(0, 0.5, (4, 24, 3)).astype(np.float32)
+    mirrored = mirror_axis_angle(pose)
+    assert np.allclose(mirror_axis_angle(mirrored), pose) and not np.allclose(mirrored, pose, atol=0.1)
+    expected = mirror_pose(axis_angle_to_rotmat(torch.from_numpy(pose)))
+    assert torch.allclose(axis_angle_to_rotmat(torch.from_numpy(mirrored)), expected, atol=1e-5)
+
+
+def test_mirrored_body_and_camera_project_to_the_mirrored_crop():
+    """The mirrored body seen by the mirrored camera lands where the mirrored crop shows
+    the joints: u -> -u, partners swapped."""
+    torch.manual_seed(2)
+    body = load_body_model("open")
+    pose = axis_angle_to_rotmat(torch.randn(3, 24, 3) * 0.4)
+    betas = torch.zeros(3, 10)
+    cam = torch.tensor([[0.9, 0.2, -0.1], [1.1, -0.3, 0.05], [0.7, 0.0, 0.2]])
+    uv = project_to_crop(body_joints(body, pose, betas), cam)
+    uv_mirrored = project_to_crop(body_joints(body, mirror_pose(pose), betas), mirror_camera(cam))
+    expected = (uv * torch.tensor([-1.0, 1.0]))[:, list(SMPL_FLIP_PERMUTATION)]
+    assert (uv_mirrored - expected).abs().max() < 1e-3  # crop units of [-1, 1]
+    assert (uv - expected).abs().max() > 0.1
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +93,7 @@ def test_flip_test_averages_the_crop_and_its_mirror(bundled_crops):
     assert torch.allclose(both["betas"], (plain["betas"] + mirrored["betas"]) / 2, atol=1e-5)
     assert torch.allclose(both["cam"][:, 1], (plain["cam"][:, 1] - mirrored["cam"][:, 1]) / 2, atol=1e-5)
     # What the network attended to is the unmirrored crop's.
-    assert torch.equal(both["part_attention"], plain["part_attention"])
+    assert torch.allclose(both["part_attention"], plain["part_attention"], atol=1e-6)
 
 
 def test_flip_test_predictions_are_mirror_symmetric(bundled_crops):

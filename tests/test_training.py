@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from pare_demo.body import load_body_model
-from pare_demo.body.joint_names import SMPL_FLIP_PERMUTATION, SMPL_JOINT_NAMES
+from pare_demo.body.joint_names import SMPL_JOINT_NAMES
 from pare_demo.data.pw3d import camera_frame_pose, read_pw3d
 from pare_demo.evaluation import evaluate_samples, summarize
 from pare_demo.geometry import axis_angle_to_rotmat
 from pare_demo.predictor import Predictor
 from training import synth
-from training.datasets import NO_AUGMENTATION, Augmentation, CropDataset, flip_pose
+from training.datasets import NO_AUGMENTATION, Augmentation, CropDataset
 
 
 @pytest.fixture(scope="module")
@@ -75,20 +75,6 @@ def test_heads_have_a_face_and_hair(body_model):
         assert np.allclose(colors[crown], colors[crown][0])           # one hair colour ...
         assert not np.allclose(colors[crown][0], skin[0])             # ... that is not the skin
         assert np.allclose(colors[cheek], skin[0])                    # the cheeks stay skin
-
-
-def test_flip_mirrors_the_body(body_model):
-    rng = np.random.default_rng(0)
-    pose = rng.normal(0, 0.3, 72)
-    assert np.allclose(flip_pose(flip_pose(pose)), pose)
-    @torch.no_grad()
-    def joints(p):
-        return body_model(global_orient=torch.tensor(p[None, :3], dtype=torch.float32),
-                          body_pose=torch.tensor(p[None, 3:], dtype=torch.float32)).joints[0, :24].numpy()
-
-    a, b = joints(pose), joints(flip_pose(pose))
-    mirrored = (a * [-1, 1, 1])[list(SMPL_FLIP_PERMUTATION)]
-    assert np.abs((b - b[0]) - (mirrored - mirrored[0])).max() < 0.01
 
 
 def _image_angle(vec):

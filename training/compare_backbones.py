@@ -53,7 +53,8 @@ def compare(config: str, test_root: Path, out: Path, backbones=BACKBONES, steps:
                     "train.epochs=1", f"train.batch_size={batch}", f"train.samples_per_epoch={steps * batch}",
                     "train.top_k=1", *(overrides or [])])
         train_minutes = (time.perf_counter() - start) / 60
-        predictor = Predictor(run_dir / "best.pt", device="cpu")
+        # The network alone, as the comparison in the README was measured.
+        predictor = Predictor(run_dir / "best.pt", device="cpu", flip_test=False)
         summary = summarize(evaluate_samples(predictor, test_samples, progress=False))
         rows.append({"backbone": backbone, "steps": steps, "batch_size": batch,
                      "input_size": predictor.config.input_size, "train_minutes": train_minutes,

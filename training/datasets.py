@@ -13,6 +13,7 @@ from pare_demo.body.joint_names import SMPL_FLIP_PERMUTATION
 from pare_demo.crop import apply_affine
 from pare_demo.data.samples import Sample
 from pare_demo.data.pw3d import camera_frame_pose
+from pare_demo.flip_test import mirror_axis_angle
 from pare_demo.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 from pare_demo.models.pare import IMAGENET_MEAN, IMAGENET_STD
 
@@ -28,12 +29,6 @@ class Augmentation:
 
 
 NO_AUGMENTATION = Augmentation(flip=0, rotation_deg=0, scale=0, translate=0, color=0, occlusion=0)
-
-
-def flip_pose(pose: np.ndarray) -> np.ndarray:
-    """Mirror an SMPL axis-angle pose (72,) left-right: swap the sides, negate y and z."""
-    flipped = pose.reshape(24, 3)[list(SMPL_FLIP_PERMUTATION)] * [1, -1, -1]
-    return flipped.reshape(72)
 
 
 class CropDataset(Dataset):
@@ -87,7 +82,7 @@ class CropDataset(Dataset):
             joints = np.stack([self.size - 1 - joints[:, 0], joints[:, 1]], 1)[list(SMPL_FLIP_PERMUTATION)]
             visible = visible[list(SMPL_FLIP_PERMUTATION)]
             if pose is not None:
-                pose = flip_pose(pose)
+                pose = mirror_axis_angle(pose.reshape(24, 3)).reshape(72)
 
         crop = crop.astype(np.float32) / 255
         if aug.color:

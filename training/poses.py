@@ -23,19 +23,15 @@ import numpy as np
 from scipy.interpolate import PchipInterpolator
 from scipy.spatial.transform import Rotation
 
-from pare_demo.body.joint_names import SMPL_JOINT_NAMES, SMPL_PARENTS
+from pare_demo.body.joint_names import SMPL_FLIP_PERMUTATION, SMPL_JOINT_NAMES, SMPL_PARENTS
+from pare_demo.flip_test import MIRROR_AXIS_ANGLE, mirror_axis_angle
 
 BODY_JOINT_NAMES = SMPL_JOINT_NAMES[1:]
 NUM_BODY_JOINTS = len(BODY_JOINT_NAMES)  # 23
 _INDEX = {name: i for i, name in enumerate(BODY_JOINT_NAMES)}
 
 
-def _mirror_name(name: str) -> str:
-    return name.replace("left", "@").replace("right", "left").replace("@", "right")
-
-
-_MIRROR = [_INDEX[_mirror_name(name)] for name in BODY_JOINT_NAMES]
-_MIRROR_SIGN = np.array([1.0, -1.0, -1.0], dtype=np.float32)  # reflecting x -> -x
+_MIRROR = [j - 1 for j in SMPL_FLIP_PERMUTATION[1:]]  # body joint -> its left/right partner
 
 # ---------------------------------------------------------------------------------------------
 # Joint limits, degrees, ((x_min, x_max), (y_min, y_max), (z_min, z_max)), left side and centre.
@@ -62,8 +58,8 @@ def _limits_array() -> np.ndarray:
     for name, ranges in _LIMITS_DEG.items():
         limits[_INDEX[name]] = ranges
         if name.startswith("left_"):
-            mirrored = np.array(ranges) * _MIRROR_SIGN[:, None]
-            limits[_INDEX[_mirror_name(name)]] = np.sort(mirrored, axis=1)
+            mirrored = np.array(ranges) * MIRROR_AXIS_ANGLE[:, None]
+            limits[_MIRROR[_INDEX[name]]] = np.sort(mirrored, axis=1)
     return np.deg2rad(limits).astype(np.float32)
 
 
@@ -82,8 +78,10 @@ def within_limits(pose: np.ndarray, tol: float = 1e-5) -> bool:
 
 
 def mirror_pose(pose: np.ndarray) -> np.ndarray:
-    """The left-right mirror image of (..., 23, 3) poses."""
-    return (np.asarray(pose)[..., _MIRROR, :] * _MIRROR_SIGN).astype(np.float32)
+    """The left-right mirror image of (..., 23, 3) body poses (no global orientation)."""
+    pose = np.asarray(pose)
+    with_root = np.concatenate((np.zeros((*pose.shape[:-2], 1, 3), pose.dtype), pose), axis=-2)
+    return mirror_axis_angle(with_root)[..., 1:, :]
 
 
 # ---------------------------------------------------------------------------------------------
