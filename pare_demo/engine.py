@@ -72,8 +72,7 @@ class Engine:
         `error` says why. Requests already running finish on the model they started with."""
         with self._lock:
             try:
-                predictor = Predictor(checkpoint, body_model=body_model, device=self.device,
-                                      flip_test=self.flip_test)
+                predictor = Predictor(checkpoint, body_model=body_model, device=self.device)
                 start = time.perf_counter()
                 # Warm up now, so that the first user request does not pay for it.
                 analyse_image(predictor, self.renderer, np.full((256, 256, 3), 127, np.uint8),
@@ -82,7 +81,7 @@ class Engine:
             except (CheckpointError, BodyModelError) as err:
                 self.error = str(err)
                 return False
-            predictor.flip_test = self.flip_test  # it may have been switched during the load
+            predictor.flip_test = self.flip_test  # read now: it may have been switched during the load
             self.predictor, self.error = predictor, None
             return True
 

@@ -24,7 +24,7 @@ from scipy.interpolate import PchipInterpolator
 from scipy.spatial.transform import Rotation
 
 from pare_demo.body.joint_names import SMPL_FLIP_PERMUTATION, SMPL_JOINT_NAMES, SMPL_PARENTS
-from pare_demo.flip_test import MIRROR_AXIS_ANGLE, mirror_axis_angle
+from pare_demo.flip_test import MIRROR_AXIS_ANGLE
 
 BODY_JOINT_NAMES = SMPL_JOINT_NAMES[1:]
 NUM_BODY_JOINTS = len(BODY_JOINT_NAMES)  # 23
@@ -79,9 +79,7 @@ def within_limits(pose: np.ndarray, tol: float = 1e-5) -> bool:
 
 def mirror_pose(pose: np.ndarray) -> np.ndarray:
     """The left-right mirror image of (..., 23, 3) body poses (no global orientation)."""
-    pose = np.asarray(pose)
-    with_root = np.concatenate((np.zeros((*pose.shape[:-2], 1, 3), pose.dtype), pose), axis=-2)
-    return mirror_axis_angle(with_root)[..., 1:, :]
+    return (np.asarray(pose)[..., _MIRROR, :] * MIRROR_AXIS_ANGLE).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
