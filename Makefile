@@ -11,13 +11,25 @@ STAMP  := $(VENV)/.installed
 # Debian packages the project needs: EGL/OSMesa for headless pyrender, Chromium for browser tests.
 DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 chromium
 
-.PHONY: run test setup system-deps body-model clean
+# MediaPipe's BlazePose .tflite files, from the mediapipe wheel on PyPI: only the tests that
+# compare our PyTorch networks with ai-edge-litert read them (skipped when absent).
+MEDIAPIPE_DIR := $(VENV)/mediapipe-0.10.14
+
+.PHONY: run test setup system-deps body-model blazepose clean
 
 run: setup
 	$(PY) app.py
 
-test: setup
+test: setup $(MEDIAPIPE_DIR)/pose_landmark_full.tflite
 	$(PY) -m pytest -q tests
+
+# A failed download (no package index) leaves the folder absent: those tests then skip.
+$(MEDIAPIPE_DIR)/pose_landmark_full.tflite: | $(STAMP)
+	-$(PY) -m pare_demo.blazepose.convert --extract-to $(MEDIAPIPE_DIR)
+
+# Rebuilds assets/blazepose/ from the mediapipe wheel (optional: the files are committed).
+blazepose: setup
+	$(PY) -m pare_demo.blazepose.convert
 
 setup: system-deps $(STAMP)
 

@@ -10,6 +10,11 @@ BODY_MODELS_DIR = ASSETS_DIR / "body_models"
 OPEN_BODY_MODEL_FILE = BODY_MODELS_DIR / "open" / "open_body_neutral.npz"
 SMPL_DIR = BODY_MODELS_DIR / "smpl"
 
+# BlazePose networks converted from MediaPipe's .tflite files (pare_demo.blazepose.convert).
+BLAZEPOSE_DIR = ASSETS_DIR / "blazepose"
+BLAZEPOSE_DETECTOR = BLAZEPOSE_DIR / "pose_detection.pt"
+BLAZEPOSE_LANDMARKS = BLAZEPOSE_DIR / "pose_landmark_full.pt"
+
 # Environment variable naming a folder (or file) holding the user's SMPL model.
 SMPL_DIR_ENV = "PARE_SMPL_DIR"
 

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -56,3 +57,25 @@ def renderer():
     r = Renderer()
     yield r
     r.close()
+
+
+# Where `make test` extracts MediaPipe's two BlazePose .tflite files (from the mediapipe
+# wheel on PyPI) for the equivalence tests; $PARE_MEDIAPIPE_DIR may name another folder.
+MEDIAPIPE_DIR = Path(__file__).resolve().parent.parent / ".venv" / "mediapipe-0.10.14"
+
+
+@pytest.fixture(scope="session")
+def mediapipe_tflite_dir() -> Path:
+    """A folder holding pose_detection.tflite and pose_landmark_full.tflite, or a skip."""
+    folder = Path(os.environ.get("PARE_MEDIAPIPE_DIR") or MEDIAPIPE_DIR)
+    needed = [folder / "pose_detection.tflite", folder / "pose_landmark_full.tflite"]
+    if not all(p.is_file() for p in needed):
+        pytest.skip(f"MediaPipe's .tflite files are not in {folder} (`make test` extracts them)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def litert_interpreter():
+    """ai-edge-litert's Interpreter class (the reference runtime for .tflite files), or a skip."""
+    litert = pytest.importorskip("ai_edge_litert.interpreter", reason="ai-edge-litert is not installed")
+    return litert.Interpreter

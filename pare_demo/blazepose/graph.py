@@ -1,0 +1,190 @@
+"""A TFLite graph run by PyTorch modules, built from a plain-data description.
+
+`pare_demo.blazepose.convert` reads a `.tflite` file into a graph description (ops with
+their options and tensor ids, every shape) and its constant tensors; this module turns
+that description into PyTorch modules, so run time needs neither the `.tflite` file nor
+the `tflite` package.
+
+Layout: 4-D tensors live in PyTorch's NCHW order, all others in TFLite's own order; ops
+whose meaning depends on the layout (reshape, concatenation) convert where needed.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {
+    "none": lambda x: x,
+    "relu": F.relu,
+    "relu6": lambda x: x.clamp(0.0, 6.0),
+    "relu_n1_to_1": lambda x: x.clamp(-1.0, 1.0),
+    "tanh": torch.tanh,
+}
+NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
+
+
+class GraphOp(nn.Module):
+    """One op: reads the tensors named `inputs`, returns the tensor named `output`."""
+
+    def __init__(self, spec: dict):
+        super().__init__()
+        self.inputs: list[int] = list(spec["inputs"])
+        self.output: int = spec["output"]
+        self.act = ACTIVATIONS[spec.get("act", "none")]
+
+
+class Conv(GraphOp):
+    """CONV_2D and DEPTHWISE_CONV_2D (groups = input channels), explicit padding."""
+
+    def __init__(self, spec: dict):
+        super().__init__(spec)
+        self.pad = tuple(spec["pad"])  # left, right, top, bottom
+        self.conv = nn.Conv2d(spec["in_channels"], spec["out_channels"], tuple(spec["kernel"]),
+                              stride=tuple(spec["stride"]), dilation=tuple(spec["dilation"]),
+                              groups=spec["groups"], bias=spec["bias"])
+
+    def forward(self, x):
+        if any(self.pad):
+            x = F.pad(x, self.pad)
+        return self.act(self.conv(x))
+
+
+class Add(GraphOp):
+    def forward(self, a, b):
+        return self.act(a + b)
+
+
+class Pad(GraphOp):
+    def __init__(self, spec: dict):
+        super().__init__(spec)
+        self.pad = tuple(spec["pad"])
+
+    def forward(self, x):
+        return F.pad(x, self.pad)
+
+
+class MaxPool(GraphOp):
+    def __init__(self, spec: dict):
+        super().__init__(spec)
+        self.pad = tuple(spec["pad"])
+        self.kernel, self.stride = tuple(spec["kernel"]), tuple(spec["stride"])
+
+    def forward(self, x):
+        if any(self.pad):  # TFLite's SAME max pool ignores the padding: pad with -inf
+            x = F.pad(x, self.pad, value=float("-inf"))
+        return self.act(F.max_pool2d(x, self.kernel, self.stride))
+
+
+class ResizeBilinear(GraphOp):
+    """Resizes by the graph's own ratio, so the network also runs on other input sizes
+    (multiples of its total stride), e.g. the small probes of pare_demo.optimize."""
+
+    def __init__(self, spec: dict):
+        super().__init__(spec)
+        self.ratio = [o / i for o, i in zip(spec["size"], spec["input_size"])]
+        self.align_corners = spec["align_corners"]
+        if not (spec["half_pixel_centers"] or spec["align_corners"]):
+            raise ValueError("RESIZE_BILINEAR without half-pixel centres or aligned corners is not supported")
+
+    def forward(self, x):
+        # A scale factor, not a size computed from x.shape: ONNX export traces it as a constant.
+        return F.interpolate(x, scale_factor=self.ratio, mode="bilinear", align_corners=self.align_corners)
+
+
+class DepthToSpace(GraphOp):
+    """TFLite's order: output channel c of block (dy, dx) is input channel (dy * b + dx) * C + c."""
+
+    def __init__(self, spec: dict):
+        super().__init__(spec)
+        self.block = spec["block"]
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        b = self.block
+        x = x.reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2)
+        return x.reshape(n, c // (b * b), h * b, w * b)
+
+
+class Reshape(GraphOp):
+    def __init__(self, spec: dict):
+        super().__init__(spec)
+        self.shape = tuple(spec["shape"])
+
+    def forward(self, x):
+        if x.dim() == 4:
+            x = x.permute(0, 2, 3, 1)
+        x = x.reshape(x.shape[0], *self.shape[1:])  # keep the batch free
+        return x.permute(0, 3, 1, 2) if x.dim() == 4 else x
+
+
+class Concat(GraphOp):
+    def __init__(self, spec: dict):
+        super().__init__(spec)
+        self.axis = spec["axis"]
+        self.rank = spec["rank"]
+
+    def forward(self, *xs):
+        axis = self.axis % self.rank
+        return self.act(torch.cat(xs, dim=NHWC_TO_NCHW_AXIS[axis] if self.rank == 4 else axis))
+
+
+class Logistic(GraphOp):
+    def forward(self, x):
+        return torch.sigmoid(x)
+
+
+OP_MODULES = {"conv": Conv, "add": Add, "pad": Pad, "max_pool": MaxPool, "resize_bilinear": ResizeBilinear,
+              "depth_to_space": DepthToSpace, "reshape": Reshape, "concat": Concat, "logistic": Logistic}
+
+
+class GraphNetwork(nn.Module):
+    """The ops of a graph description that the named outputs need, in graph order.
+
+    forward(image NCHW) -> {output name: tensor}; 4-D outputs are NCHW."""
+
+    def __init__(self, graph: dict, outputs: Iterable[str] | None = None):
+        super().__init__()
+        self.input_id: int = graph["input"]
+        self.input_shape = tuple(graph["shapes"][str(self.input_id)])  # NHWC, as in the file
+        names = list(outputs) if outputs is not None else list(graph["outputs"])
+        self.output_ids = {name: graph["outputs"][name] for name in names}
+        needed = set(self.output_ids.values())
+        kept = []
+        for spec in reversed(graph["ops"]):  # only what the outputs depend on
+            if spec["output"] in needed:
+                kept.append(spec)
+                needed.update(spec["inputs"])
+        # Named by their index in the whole graph, so a pruned network loads the same weights.
+        shapes = graph["shapes"]
+        kept = [dict(spec, input_size=shapes[str(spec["inputs"][0])][1:3]) for spec in reversed(kept)]
+        self.ops = nn.ModuleDict((f"op{spec['index']}", OP_MODULES[spec["op"]](spec)) for spec in kept)
+        # Each tensor is dropped after its last reader, to keep memory low.
+        last_use: dict[int, int] = {}
+        for i, op in enumerate(self.ops.values()):
+            for t in op.inputs:
+                last_use[t] = i
+        self._free_after = [[t for t in set(op.inputs) if last_use[t] == i and t not in self.output_ids.values()]
+                            for i, op in enumerate(self.ops.values())]
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        tensors = {self.input_id: image}
+        for op, free in zip(self.ops.values(), self._free_after):
+            tensors[op.output] = op(*(tensors[t] for t in op.inputs))
+            for t in free:
+                del tensors[t]
+        return {name: tensors[t] for name, t in self.output_ids.items()}
+
+
+def load_graph(path, outputs: Iterable[str] | None = None, dtype=torch.float32) -> GraphNetwork:
+    """A GraphNetwork with its weights from a file written by pare_demo.blazepose.convert."""
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    network = GraphNetwork(data["graph"], outputs)
+    weights = {k: v.to(dtype) for k, v in data["state_dict"].items()}
+    network.load_state_dict(weights, strict=False)  # ops the outputs don't need are left out
+    missing = [k for k in network.state_dict() if k not in weights]
+    if missing:
+        raise ValueError(f"{path}: no weights for {missing[:3]}")
+    return network.eval()
