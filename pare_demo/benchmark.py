@@ -139,10 +139,10 @@ class Crowd:
     def __init__(self, detector, people: int):
         self.detector, self.people, self.name = detector, people, detector.name
 
-    def __call__(self, image, boxes=None):
+    def __call__(self, image, boxes=None, fast: bool = False):
         from pare_demo.detect import Detection
 
-        first = self.detector(image, boxes)[0]
+        first = self.detector(image, boxes, fast=fast)[0]
         return [Detection(first.box + [8.0 * i, 0, 8.0 * i, 0], first.score, first.source)
                 for i in range(self.people)]
 

@@ -1,10 +1,13 @@
 """Person boxes, offline.
 
-Default: OpenCV only, nothing to download. Faces (the Haar frontal-face cascade that
-opencv-python ships) give a body box each, extrapolated with adult proportions; the
-HOG pedestrian detector adds full bodies whose faces are not visible. When a
-torchvision detector's weights are already in the torch cache, that detector is used
-instead. With no person found, the whole image is one person. A user-given box always wins.
+Default: BlazePose's detector (pare_demo.blazepose.detector: MediaPipe's pose detection
+network, converted weights shipped in assets/blazepose/), which finds each person's mid-hip
+and body size and gives the square around the body. Without that weights file: OpenCV only,
+faces (the Haar frontal-face cascade that opencv-python ships) giving a body box each,
+extrapolated with adult proportions, and the HOG pedestrian detector adding full bodies
+whose faces are not visible. When a torchvision detector's weights are already in the
+torch cache, that detector is used instead of either. With no person found, the whole
+image is one person. A user-given box always wins.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+
+from pare_demo import paths
 
 # Body box from a face box of side f: adult proportions (about 7.5 heads tall, 4 wide).
 FACE_TO_BODY = {"width": 4.0, "above": 0.5, "below": 7.0}
@@ -29,7 +34,10 @@ TORCHVISION_DETECTORS = ("fasterrcnn_resnet50_fpn_v2", "fasterrcnn_resnet50_fpn"
 class Detection:
     box: np.ndarray   # (4,) x0, y0, x1, y1 in pixels
     score: float
-    source: str       # "face", "hog", "torchvision", "whole-image" or "user"
+    source: str       # "blazepose", "face", "hog", "torchvision", "whole-image" or "user"
+    # BlazePose's 4 keypoints (x, y pixels): mid-hip, body extent, mid-shoulder, upper-body
+    # extent (see pare_demo.blazepose.detector); None from other sources.
+    keypoints: np.ndarray | None = None
 
 
 def whole_image(image: np.ndarray) -> Detection:
@@ -123,15 +131,28 @@ def cached_torchvision_weights() -> tuple[Path, str] | None:
 
 
 class PersonDetector:
-    """The best detector available offline; call it on an RGB uint8 image."""
+    """The best detector available offline; call it on an RGB uint8 image.
 
-    def __init__(self, prefer_torchvision: bool = True):
+    In order: a torchvision detector whose weights are in the torch cache (if
+    prefer_torchvision), BlazePose's (if use_blazepose and its weights file is there;
+    blazepose_tiles: also look in overlapping windows, for small people, about 10 times
+    slower), OpenCV's faces + HOG."""
+
+    def __init__(self, prefer_torchvision: bool = True, use_blazepose: bool = True,
+                 blazepose_tiles: bool = False):
         self.backend = None
         found = cached_torchvision_weights() if prefer_torchvision else None
         if found is not None:
             try:
                 self.backend = TorchvisionPersonDetector(*found)
-            except Exception:  # a damaged cache file: fall back to OpenCV
+            except Exception:  # a damaged cache file: fall back
+                self.backend = None
+        if self.backend is None and use_blazepose and paths.BLAZEPOSE_DETECTOR.exists():
+            from pare_demo.blazepose.detector import BlazePoseDetector
+
+            try:
+                self.backend = BlazePoseDetector(tiles=blazepose_tiles)
+            except Exception:  # a damaged weights file: fall back to OpenCV
                 self.backend = None
         if self.backend is None:
             self.backend = OpenCVPersonDetector()
@@ -140,8 +161,9 @@ class PersonDetector:
     def name(self) -> str:
         return self.backend.name
 
-    def __call__(self, image: np.ndarray, boxes=None) -> list[Detection]:
+    def __call__(self, image: np.ndarray, boxes=None, fast: bool = False) -> list[Detection]:
+        """fast: one look at the whole image (BlazePose without tiles), for video frames."""
         if boxes is not None and len(boxes):
             return [Detection(np.asarray(b, dtype=np.float64)[:4], 1.0, "user") for b in boxes]
-        found = self.backend(image)
+        found = self.backend(image, tiles=False) if fast and hasattr(self.backend, "tiles") else self.backend(image)
         return found if found else [whole_image(image)]

@@ -98,7 +98,8 @@ class Predictor:
         self.config = self.model.config
         self.meta = ckpt["meta"]
         self.body_model = load_body_model(body_model or self.config.body_model, device=self.device)
-        self.detector = detector or PersonDetector()
+        # Still photos: BlazePose also looks in tiles, for small people (pare_demo.detect).
+        self.detector = detector or PersonDetector(blazepose_tiles=True)
         self.flip_test = flip_test
         self.backend = default_backend(self.device) if backend == "auto" else backend
         if self.backend not in BACKENDS:
@@ -152,13 +153,14 @@ class Predictor:
         else:
             yield
 
-    def predict(self, image, boxes=None) -> list[Prediction]:
+    def predict(self, image, boxes=None, fast_detection: bool = False) -> list[Prediction]:
         """All people in an RGB image (any dtype/channels; see pare_demo.images).
-        boxes: optional (N, 4) x0, y0, x1, y1 in pixels, used instead of the detector."""
+        boxes: optional (N, 4) x0, y0, x1, y1 in pixels, used instead of the detector.
+        fast_detection: the detector's single whole-image look (video frames)."""
         with torch_threads(self.torch_threads):
-            return self._predict(image, boxes)
+            return self._predict(image, boxes, fast_detection)
 
-    def _predict(self, image, boxes) -> list[Prediction]:
+    def _predict(self, image, boxes, fast_detection: bool = False) -> list[Prediction]:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -174,7 +176,7 @@ class Predictor:
         lap("decode")
 
         scaled_boxes = None if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * scale
-        detections: list[Detection] = self.detector(work, scaled_boxes)
+        detections: list[Detection] = self.detector(work, scaled_boxes, fast=fast_detection)
         lap("detect")
 
         size = self.config.input_size

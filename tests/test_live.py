@@ -12,13 +12,15 @@ class CountingDetector(PersonDetector):
     """The real OpenCV detector, counting the times it actually looks for people."""
 
     def __init__(self):
-        super().__init__(prefer_torchvision=False)
+        super().__init__(prefer_torchvision=False, use_blazepose=False)
         self.searches = 0
+        self.fast_searches = 0
 
-    def __call__(self, image, boxes=None):
+    def __call__(self, image, boxes=None, fast=False):
         if boxes is None or not len(boxes):
             self.searches += 1
-        return super().__call__(image, boxes)
+            self.fast_searches += fast
+        return super().__call__(image, boxes, fast)
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +36,9 @@ def frame():
 
 def test_detector_runs_only_every_n_frames(predictor, renderer, frame):
     detector = predictor.detector
-    detected = detector(frame)[0].box
+    detected = detector(frame, fast=True)[0].box
     session = LiveSession(predictor, renderer, detect_every=4)
-    before = detector.searches
+    before, before_fast = detector.searches, detector.fast_searches
     for _ in range(4):
         image, info = session.process(frame, draw=("keypoints",))
         assert image.shape == frame.shape and "fps" in info and "network" in info
@@ -45,6 +47,8 @@ def test_detector_runs_only_every_n_frames(predictor, renderer, frame):
     assert np.allclose(session._boxes[0], detected)
     session.process(frame, draw=())  # the 5th frame: time to look again
     assert detector.searches - before == 2 and session.frames == 5
+    # Video frames get the detector's single whole-image look, not the tiled one for photos.
+    assert detector.fast_searches - before_fast == 2
 
 
 def test_toggles_change_the_output_and_sizes_may_change(predictor, renderer, frame):
