@@ -41,3 +41,13 @@ SMPL_FLIP_PERMUTATION = tuple(
     )
     for n in SMPL_JOINT_NAMES
 )
+
+# The 17 COCO keypoints (person_keypoints_*.json), in COCO's order; left/right are the
+# person's own, as in SMPL. COCO 5-16 (shoulders to ankles) carry SMPL's names.
+COCO_KEYPOINT_NAMES = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+COCO_LIMB_INDICES = tuple(range(5, 17))
+COCO_LIMB_TO_SMPL = tuple(SMPL_JOINT_NAMES.index(COCO_KEYPOINT_NAMES[i]) for i in COCO_LIMB_INDICES)
