@@ -40,7 +40,9 @@ def export(model: PARE, out: str | Path) -> Path:
     dummy = torch.zeros(1, 3, size, size)
     tmp = out.with_name(out.name + ".tmp")
     with torch.inference_mode():
-        torch.onnx.export(_Outputs(model.eval().cpu()), (dummy,), str(tmp), input_names=["images"],
+        # The wrapper in eval mode too: the exporter restores the wrapper's mode to the whole
+        # tree afterwards, which left the caller's network in training mode.
+        torch.onnx.export(_Outputs(model.eval().cpu()).eval(), (dummy,), str(tmp), input_names=["images"],
                           output_names=list(OUTPUTS), dynamic_axes={"images": {0: "batch"}},
                           opset_version=17, dynamo=False)
     tmp.replace(out)

@@ -88,3 +88,35 @@ def test_torch_threads_are_restored():
     assert torch.get_num_threads() == before
     with torch_threads(None):
         assert torch.get_num_threads() == before
+
+
+def test_blazepose_pare_folds_and_runs_at_other_sizes():
+    """The BlazePose trunk resizes by its graph's ratios, so the optimiser's small probe and
+    a smaller crop run; folding the head's norms changes nothing."""
+    torch.manual_seed(0)
+    model = with_random_norms(PARE(dataclasses.replace(default_config("blazepose"), input_size=128)))
+    with torch_threads(1):
+        fast = optimize_for_inference(model, "cpu")
+    images = torch.rand(1, 3, 128, 128)
+    with torch.inference_mode(), torch_threads(1):
+        reference = model(images)
+        assert_close(reference, fast(images))
+    assert reference.part_attention.shape == (1, 24, 16, 16)
+
+
+def test_onnx_export_leaves_the_network_in_eval_mode(tmp_path):
+    """The exporter restores its wrapper's train/eval mode onto the whole tree: exporting
+    once left the caller's network training, its batch norms then using batch statistics."""
+    from pare_demo.export_onnx import OnnxNetwork, export
+
+    torch.manual_seed(0)
+    model = with_random_norms(PARE(dataclasses.replace(default_config("mobilenetv3"), input_size=96)))
+    images = torch.randn(2, 3, 96, 96)
+    with torch.inference_mode():
+        before = model(images)
+    path = export(model, tmp_path / "net.onnx")
+    assert not any(m.training for m in model.modules())
+    with torch.inference_mode():
+        after = model(images)
+    assert_close(before, after, tolerance=1e-6)
+    assert_close(before, type(before)(**OnnxNetwork(path)(images)))

@@ -122,6 +122,40 @@ def test_short_training_lowers_the_loss(synthetic):
     assert losses[-1] < 0.5 * losses[0]
 
 
+def test_crops_use_the_networks_normalisation(synthetic):
+    """BlazePose's trunk reads RGB in [0, 1]; the other backbones ImageNet-normalised crops."""
+    samples = read_pw3d(synthetic, "train")[:1]
+    plain = CropDataset(samples, 64, NO_AUGMENTATION, mean=(0, 0, 0), std=(1, 1, 1))[0]["image"]
+    imagenet = CropDataset(samples, 64, NO_AUGMENTATION)[0]["image"]
+    assert 0 <= plain.min() and plain.max() <= 1 and plain.max() > 0.5
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    torch.testing.assert_close(imagenet, (plain - mean[:, None, None]) / std[:, None, None], atol=1e-5, rtol=1e-5)
+
+
+def test_a_frozen_backbone_stays_as_it_was(synthetic):
+    """backbone_lr_scale=0 trains the head only: the trunk's weights do not move."""
+    from training.module import PareTraining
+    from pare_demo.models import default_config
+
+    torch.manual_seed(0)
+    config = default_config("mobilenetv3").to_dict()
+    config["input_size"] = 96
+    module = PareTraining(config, lr=1e-3, backbone_lr_scale=0.0)
+    trunk = {k: v.clone() for k, v in module.model.backbone.state_dict().items()}
+    head = {k: v.clone() for k, v in module.model.head.state_dict().items()}
+    samples = [s for s in read_pw3d(synthetic, "train") if s.has_3d][:4]
+    batch = torch.utils.data.default_collate([CropDataset(samples, 96, NO_AUGMENTATION)[i] for i in range(4)])
+    optimizer = module.configure_optimizers()
+    for _ in range(2):
+        *_, terms = module._step(batch)
+        optimizer.zero_grad()
+        terms["total"].backward()
+        optimizer.step()
+    after = module.model.backbone.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in trunk.items() if v.is_floating_point())
+    assert any(not torch.equal(v, module.model.head.state_dict()[k]) for k, v in head.items())
+
+
 def tiny_config(synthetic, tmp_path, **train):
     """A training config of two 4-image steps per epoch on the synthetic fixture."""
     import yaml

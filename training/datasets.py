@@ -36,8 +36,11 @@ class CropDataset(Dataset):
     joints2d_visible (24,), pose (24, 3, 3) camera frame, betas (10,), has_3d."""
 
     def __init__(self, samples: list[Sample], input_size: int = 224, augment: Augmentation = Augmentation(),
-                 box_scale: float = 1.2, seed: int = 0):
+                 box_scale: float = 1.2, seed: int = 0, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        """mean, std: the network's input normalisation (ModelConfig.mean / std)."""
         self.samples = samples
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
         self.size = input_size
         self.augment = augment
         self.box_scale = box_scale
@@ -91,7 +94,7 @@ class CropDataset(Dataset):
             w, h = (rng.uniform(0.15, 0.45, 2) * self.size).astype(int)
             cx, cy = rng.integers(0, self.size, 2)
             crop[max(0, cy - h // 2):cy + h // 2, max(0, cx - w // 2):cx + w // 2] = 0.5
-        crop = (crop - IMAGENET_MEAN) / IMAGENET_STD
+        crop = (crop - self.mean) / self.std
 
         has_3d = pose is not None
         return {

@@ -70,7 +70,8 @@ def network_outputs(model, samples, batch_size: int = 32, progress: bool = True)
     from pare_demo.models.head import attention_centres
     from training.datasets import NO_AUGMENTATION, CropDataset
 
-    dataset = CropDataset(samples, model.config.input_size, NO_AUGMENTATION)
+    dataset = CropDataset(samples, model.config.input_size, NO_AUGMENTATION,
+                          mean=model.config.mean, std=model.config.std)
     keys = ("pred_pose", "centres", "pose", "joints2d", "joints2d_visible")
     out: dict[str, list] = {k: [] for k in keys}
     for first in tqdm(range(0, len(dataset), batch_size), desc="frames", unit="batch", disable=not progress):

@@ -12,7 +12,10 @@ from training.losses import LossWeights, pare_loss
 
 class PareTraining(L.LightningModule):
     def __init__(self, model_config: dict, lr: float = 5e-4, weight_decay: float = 0.0,
-                 loss_weights: dict | None = None, lr_schedule: str = "constant", min_lr: float = 0.0):
+                 loss_weights: dict | None = None, lr_schedule: str = "constant", min_lr: float = 0.0,
+                 backbone_lr_scale: float = 1.0):
+        """backbone_lr_scale: the backbone's learning rate relative to lr; 0 freezes it (a
+        pretrained backbone, e.g. BlazePose's, kept as it is while the head learns)."""
         super().__init__()
         self.save_hyperparameters()  # plain dicts and numbers only: checkpoints stay weights-only readable
         self.model = PARE(ModelConfig.from_dict(model_config))
@@ -22,6 +25,10 @@ class PareTraining(L.LightningModule):
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule {lr_schedule!r}: use constant or cosine")
         self.weights = LossWeights(**(loss_weights or {}))
+        if backbone_lr_scale == 0:
+            for p in self.model.backbone.parameters():
+                p.requires_grad_(False)
+            self.model.backbone.eval()
         # Channels-last: convolution backward (most of a CPU training step) ran 1.8x faster.
         self.model.to(memory_format=torch.channels_last)
         self._init_outputs()
@@ -34,6 +41,13 @@ class PareTraining(L.LightningModule):
             head.cam_regressor.bias.copy_(torch.tensor([0.9, 0.0, 0.0]))
             head.shape_regressor.weight.mul_(0.1)
             head.shape_regressor.bias.zero_()
+
+    def train(self, mode: bool = True):
+        """A frozen backbone stays in eval mode: its batch norms keep their statistics too."""
+        super().train(mode)
+        if self.hparams.backbone_lr_scale == 0:
+            self.model.backbone.eval()
+        return self
 
     def body(self, pose: torch.Tensor, betas: torch.Tensor):
         return self.body_model(betas=betas, global_orient=pose[:, :1], body_pose=pose[:, 1:], pose2rot=False)
@@ -74,7 +88,11 @@ class PareTraining(L.LightningModule):
         }, prog_bar=True, batch_size=n, sync_dist=True)
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        scale = self.hparams.backbone_lr_scale
+        groups = [{"params": [p for p in self.model.head.parameters() if p.requires_grad]}]
+        if scale:
+            groups.append({"params": list(self.model.backbone.parameters()), "lr": self.hparams.lr * scale})
+        optimizer = torch.optim.Adam(groups, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         if self.hparams.lr_schedule == "constant":  # the study's: a step down between two phases
             return optimizer
         # Cosine: one smooth descent to min_lr over the whole run, step by step.

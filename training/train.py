@@ -79,13 +79,14 @@ def read_source(source: dict, split: str):
 
 def build_loaders(config: dict) -> tuple[DataLoader, DataLoader]:
     data, train = config["data"], config["train"]
-    size = config["model"].get("input_size", 224)
+    network = model_config(config)
+    size, norm = network["input_size"], {"mean": network["mean"], "std": network["std"]}
     augment = Augmentation(**config.get("augment", {}))
     parts, weights = [], []
     for source in data["sources"]:
         samples = read_source(source, "train")
         if samples:
-            parts.append(CropDataset(samples, size, augment, seed=train.get("seed", 0)))
+            parts.append(CropDataset(samples, size, augment, seed=train.get("seed", 0), **norm))
             weights.append(np.full(len(samples), source.get("weight", 1.0) / len(samples)))
     if not parts:
         raise SystemExit("no training samples found: check data.sources in the config")
@@ -107,7 +108,7 @@ def build_loaders(config: dict) -> tuple[DataLoader, DataLoader]:
     loader = dict(batch_size=train["batch_size"], num_workers=workers, persistent_workers=False,
                   pin_memory=torch.cuda.is_available())
     return (DataLoader(train_set, sampler=sampler, drop_last=True, **loader),
-            DataLoader(CropDataset(val_samples, size, NO_AUGMENTATION), shuffle=False, **loader))
+            DataLoader(CropDataset(val_samples, size, NO_AUGMENTATION, **norm), shuffle=False, **loader))
 
 
 class EpochSeed(L.Callback):
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     model_cfg = model_config(config)
     module = PareTraining(model_cfg, lr=train["lr"], weight_decay=train.get("weight_decay", 0.0),
                           loss_weights=config.get("loss"), lr_schedule=train.get("lr_schedule", "constant"),
-                          min_lr=train.get("min_lr", 0.0))
+                          min_lr=train.get("min_lr", 0.0), backbone_lr_scale=train.get("backbone_lr_scale", 1.0))
     if args.init and not (args.resume and (ckpt_dir / "last.ckpt").exists()):
         init_weights(module, args.init)
     if args.resume_best:
@@ -213,13 +214,23 @@ def main(argv: list[str] | None = None) -> int:
     # did not improve and a resume would have repeated those epochs.
     latest = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
                                                  enable_version_counter=False)
+    callbacks = [checkpoints, latest, EpochSeed(), L.pytorch.callbacks.LearningRateMonitor()]
+    photos = config["data"].get("photos")
+    if photos:
+        from training.photo_validation import PhotoValidation
+
+        # The real-photo dev set scored after each validation; its best few are kept too.
+        callbacks.insert(0, PhotoValidation(photos, model_cfg))
+        callbacks.append(L.pytorch.callbacks.ModelCheckpoint(
+            dirpath=ckpt_dir, monitor="val/photo_pck", mode="max", save_top_k=train.get("top_k", 30),
+            filename="photo-epoch{epoch:03d}-pck{val/photo_pck:.3f}", auto_insert_metric_name=False))
     gpus = torch.cuda.device_count()
     trainer = L.Trainer(
         default_root_dir=run_dir, max_epochs=train["epochs"],
         accelerator="gpu" if gpus else "cpu", devices=gpus or 1,
         strategy="ddp" if gpus > 1 else "auto",
         precision="16-mixed" if gpus else "32-true",
-        callbacks=[checkpoints, latest, EpochSeed(), L.pytorch.callbacks.LearningRateMonitor()],
+        callbacks=callbacks,
         logger=L.pytorch.loggers.TensorBoardLogger(run_dir, name=phase),
         log_every_n_steps=train.get("log_every", 10), limit_train_batches=train.get("limit_train_batches"),
         num_sanity_val_steps=0, deterministic=False, enable_progress_bar=True)

@@ -100,6 +100,28 @@ class MobileNetFused(Backbone):
         return torch.cat(fused, dim=1)
 
 
+class BlazePoseTrunk(Backbone):
+    """BlazePose GHUM's landmark network (MediaPipe's pose_landmark_full, converted by
+    pare_demo.blazepose.convert), pretrained for 2D pose on real photos: its 64x64 decoder
+    features with its 39 landmark heatmaps (logits) last, average-pooled to 1/8 so the head
+    costs a quarter. Expects 256 px RGB crops in [0, 1]."""
+
+    stride = 8
+    heatmap_channels = 39
+
+    def __init__(self):
+        super().__init__()
+        from pare_demo import paths
+        from pare_demo.blazepose.graph import load_graph
+
+        self.net = load_graph(paths.BLAZEPOSE_LANDMARKS, outputs=("decoder_features", "heatmaps"))
+        self.out_channels = 48 + self.heatmap_channels
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        out = self.net(images)
+        return nn.functional.avg_pool2d(torch.cat([out["decoder_features"], out["heatmaps"]], 1), 2)
+
+
 @register("hrnet_w32")
 def hrnet_w32() -> Backbone:
     return HRNetConv("hrnet_w32")
@@ -113,6 +135,11 @@ def resnet50() -> Backbone:
 @register("mobilenetv3")
 def mobilenetv3() -> Backbone:
     return MobileNetFused("mobilenetv3_large_100")
+
+
+@register("blazepose")
+def blazepose() -> Backbone:
+    return BlazePoseTrunk()
 
 
 def build_backbone(name: str) -> Backbone:

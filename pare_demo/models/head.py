@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pare_demo.blazepose.landmarks import NUM_LANDMARK_CHANNELS, smpl_from_landmarks_matrix
 from pare_demo.geometry import rot6d_to_rotmat
 
 
@@ -40,6 +41,11 @@ class HeadConfig:
     # For networks trained from scratch, whose pooled features carry little pose: from
     # true 2D joints such an MLP alone reaches 33 mm PA-MPJPE on our synthetic test set.
     skeleton_hidden: int = 0
+    # Number of trailing backbone channels that are landmark heatmap logits (BlazePose's 39):
+    # a 1x1 conv of them is added to the part logits, starting at each SMPL joint's mix of
+    # landmarks (pare_demo.blazepose.landmarks) with the learnt logits at zero, so the part
+    # attention starts from a 2D pose network trained on real photos. 0 = none.
+    landmark_prior: int = 0
 
 
 def _branch(in_channels: int, cfg: HeadConfig) -> nn.Sequential:
@@ -111,6 +117,15 @@ class PareHead(nn.Module):
             # Starts at zero: added to trained weights, the network's output is unchanged.
             nn.init.zeros_(self.skeleton_mlp[-1].weight)
             nn.init.zeros_(self.skeleton_mlp[-1].bias)
+        if cfg.landmark_prior:
+            self.landmark_prior = nn.Conv2d(cfg.landmark_prior, cfg.num_parts + 1, 1)
+            with torch.no_grad():
+                self.landmark_prior.weight.zero_()
+                self.landmark_prior.bias.zero_()
+                if cfg.landmark_prior == NUM_LANDMARK_CHANNELS and cfg.num_parts == 24:
+                    self.landmark_prior.weight[1:, :, 0, 0] = torch.from_numpy(smpl_from_landmarks_matrix())
+                self.part_logits.weight.zero_()
+                self.part_logits.bias.zero_()
         flat = cfg.num_parts * cfg.smpl_channels
         self.shape_regressor = nn.Linear(flat, 10)
         self.cam_regressor = nn.Linear(flat, 3)
@@ -119,6 +134,8 @@ class PareHead(nn.Module):
         part_feats = self.part_branch(features)
         smpl_feats = self.smpl_branch(features)
         logits = self.part_logits(part_feats)                        # (B, 25, H, W)
+        if self.cfg.landmark_prior:
+            logits = logits + self.landmark_prior(features[:, -self.cfg.landmark_prior:])
         pooled, attention = attention_pool(logits[:, 1:], smpl_feats)  # (B, 128, 24)
         # Per-part linear map as a broadcast product summed over channels (the official
         # locally connected layer's summation order, which the equivalence test pins down).

@@ -46,12 +46,17 @@ BACKBONE_HEAD_DEFAULTS = {
     "hrnet_w32": {},
     "resnet50": {"upsample_layers": 3, "conv_layers": 0},
     "mobilenetv3": {"num_filters": 64, "smpl_channels": 32},
+    "blazepose": {"num_filters": 64, "smpl_channels": 32, "landmark_prior": 39},
+}
+# Input size and normalisation each backbone was pretrained with (the rest: ImageNet's, 224 px).
+BACKBONE_INPUT_DEFAULTS = {
+    "blazepose": {"input_size": 256, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)},
 }
 
 
 def default_config(backbone: str = "hrnet_w32", **head_overrides) -> ModelConfig:
     head = HeadConfig(**{**BACKBONE_HEAD_DEFAULTS.get(backbone, {}), **head_overrides})
-    return ModelConfig(backbone=backbone, head=head)
+    return ModelConfig(backbone=backbone, head=head, **BACKBONE_INPUT_DEFAULTS.get(backbone, {}))
 
 
 @dataclass
