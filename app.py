@@ -372,6 +372,9 @@ def model_tab(engine: Engine) -> None:
     flip_test = gr.Checkbox(label="Flip test: average each crop's prediction with its mirror image's "
                                   "(lower errors, twice the network time)",
                             value=lambda: engine.flip_test)  # read at each page load
+    fit = gr.Checkbox(label="Fit to attention: move each body's projected joints onto its part-attention "
+                            "keypoints (camera and small joint rotations; on real photos far better 2D)",
+                      value=lambda: engine.fit)
     gr.Markdown(UNLOCKS)
 
     def switch_model(label, body_name):
@@ -391,8 +394,13 @@ def model_tab(engine: Engine) -> None:
         engine.set_flip_test(on)
         return engine.describe()
 
+    def toggle_fit(on):
+        engine.set_fit(on)
+        return engine.describe()
+
     load_button.click(switch_model, inputs=[checkpoint_pick, body_pick], outputs=model_text, api_name=False)
     flip_test.change(toggle_flip_test, inputs=flip_test, outputs=model_text, api_name=False)
+    fit.change(toggle_fit, inputs=fit, outputs=model_text, api_name=False)
     rescan.click(rescan_files, outputs=[checkpoint_pick, body_pick], api_name=False)
 
 

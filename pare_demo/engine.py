@@ -56,6 +56,7 @@ class Engine:
 
         self.device = device
         self.flip_test = True  # kept across model switches
+        self.fit = True
         self.predictor = None
         self.error = None
         self.warmup_ms = 0.0
@@ -82,6 +83,7 @@ class Engine:
                 self.error = str(err)
                 return False
             predictor.flip_test = self.flip_test  # read now: it may have been switched during the load
+            predictor.fit = self.fit
             self.predictor, self.error = predictor, None
             return True
 
@@ -90,6 +92,12 @@ class Engine:
         self.flip_test = bool(on)
         if self.predictor is not None:
             self.predictor.flip_test = self.flip_test
+
+    def set_fit(self, on: bool) -> None:
+        """The fit to the attention keypoints on or off, for this model and later ones."""
+        self.fit = bool(on)
+        if self.predictor is not None:
+            self.predictor.fit = self.fit
 
     def output_dir(self) -> Path:
         """A folder for one request's downloads. Gradio copies returned files into its own

@@ -242,9 +242,9 @@ class Explorer:
     # ------------------------------------------------------------ one sequence
     def sequence_errors(self, sequence: str, person: int = 0, progress: Progress | None = None,
                         batch_size: int = 16) -> SequenceErrors:
-        """Errors of every frame with ground truth, cached per (sequence, person, flip test)."""
+        """Errors of every frame with ground truth, cached per (sequence, person, flip test, fit)."""
         person = int(person)
-        key = (sequence, person, self.predictor.flip_test)
+        key = (sequence, person, self.predictor.flip_test, self.predictor.fit)
         if key not in self._errors:
             samples = [self.sample(sequence, f, person) for f in self.frames(sequence, person)]
             if not samples:

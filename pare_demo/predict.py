@@ -72,13 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-flip-test", dest="flip_test", action="store_false",
                         help="the network on each crop alone, without averaging in its mirror image")
+    parser.add_argument("--no-fit", dest="fit", action="store_false",
+                        help="the network's own pose and camera, not fitted to its attention keypoints")
     args = parser.parse_args(argv)
 
     from pare_demo.predictor import Predictor
 
     try:
         predictor = Predictor(args.checkpoint, body_model=args.body_model, device=args.device,
-                              flip_test=args.flip_test)
+                              flip_test=args.flip_test, fit=args.fit)
     except (CheckpointError, BodyModelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

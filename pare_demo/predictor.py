@@ -18,6 +18,7 @@ from pare_demo.body import load_body_model
 from pare_demo.checkpoints import load_checkpoint
 from pare_demo.crop import Crop, crop_image, crop_map_to_image, make_crop, square_around
 from pare_demo.detect import Detection, PersonDetector
+from pare_demo.fitting import fit_to_attention
 from pare_demo.flip_test import average_with_mirror
 from pare_demo.geometry import (CROP_FOCAL_LENGTH, crop_to_full_camera, perspective_projection,
                                 rotmat_to_axis_angle)
@@ -85,12 +86,14 @@ def default_backend(device: torch.device) -> str:
 class Predictor:
     def __init__(self, checkpoint: str | Path | None = None, body_model: str | None = None,
                  device: str | torch.device = "auto", backend: str = "auto",
-                 detector: PersonDetector | None = None, flip_test: bool = True):
+                 detector: PersonDetector | None = None, flip_test: bool = True, fit: bool = True):
         """checkpoint=None: the bundled weights. body_model=None: the one the checkpoint was
         trained with ("open" or "smpl"). backend: "torch" (eager fp32, the reference),
         "optimized" (pare_demo.optimize; fp16 autocast on CUDA), "onnx" (ONNX Runtime) or
         "auto" (the fastest here, see default_backend). flip_test: average each crop's
-        prediction with its mirror image's (pare_demo.flip_test; twice the network time)."""
+        prediction with its mirror image's (pare_demo.flip_test; twice the network time).
+        fit: move each body's projected joints onto its part-attention keypoints
+        (pare_demo.fitting: camera and small joint rotations, a few tens of ms)."""
         self.device = pick_device(device)
         self.checkpoint_path = Path(checkpoint) if checkpoint else paths.BUNDLED_CHECKPOINT
         ckpt = load_checkpoint(self.checkpoint_path)
@@ -101,6 +104,7 @@ class Predictor:
         # Still photos: BlazePose also looks in tiles, for small people (pare_demo.detect).
         self.detector = detector or PersonDetector(blazepose_tiles=True)
         self.flip_test = flip_test
+        self.fit = fit
         self.backend = default_backend(self.device) if backend == "auto" else backend
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)} or 'auto', not {backend!r}")
@@ -122,21 +126,28 @@ class Predictor:
     def description(self) -> str:
         return (f"{self.config.backbone} PARE from {self.checkpoint_path.name}, body model "
                 f"{self.body_model.model_name}, {self.device.type.upper()}, {self.backend}, "
-                f"flip test {'on' if self.flip_test else 'off'}, detector {self.detector.name}")
+                f"flip test {'on' if self.flip_test else 'off'}, fit to attention {'on' if self.fit else 'off'}, "
+                f"detector {self.detector.name}")
 
     def normalise(self, crops: np.ndarray) -> torch.Tensor:
         """(B, S, S, 3) uint8 crops -> normalised (B, 3, S, S) float tensor."""
         x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float() / 255.0
         return (x - self._mean) / self._std
 
-    def run_network(self, images: torch.Tensor, flip_test: bool | None = None) -> dict[str, torch.Tensor]:
+    def run_network(self, images: torch.Tensor, flip_test: bool | None = None,
+                    fit: bool | None = None) -> dict[str, torch.Tensor]:
         """Normalised crops -> pose, betas, cam, part_logits, part_attention.
-        flip_test: None follows self.flip_test."""
+        flip_test, fit: None follows self.flip_test, self.fit."""
         if not (self.flip_test if flip_test is None else flip_test):
-            return self._run_once(images)
-        both = self._run_once(torch.cat((images, images.flip(-1))))  # one batch: faster than two
-        n = len(images)
-        return average_with_mirror({k: v[:n] for k, v in both.items()}, {k: v[n:] for k, v in both.items()})
+            net = self._run_once(images)
+        else:
+            both = self._run_once(torch.cat((images, images.flip(-1))))  # one batch: faster than two
+            n = len(images)
+            net = average_with_mirror({k: v[:n] for k, v in both.items()}, {k: v[n:] for k, v in both.items()})
+        if self.fit if fit is None else fit:
+            net["pose"], net["cam"] = fit_to_attention(self.body_model, net["pose"], net["betas"], net["cam"],
+                                                       net["part_attention"])
+        return net
 
     def _run_once(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.backend == "onnx":

@@ -34,9 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--no-flip-test", dest="flip_test", action="store_false",
                         help="the network on each crop alone, without averaging in its mirror image")
+    parser.add_argument("--no-fit", dest="fit", action="store_false",
+                        help="the network's own pose and camera, not fitted to its attention keypoints")
     args = parser.parse_args(argv)
     try:
-        predictor = Predictor(args.checkpoint, device=args.device, flip_test=args.flip_test)
+        predictor = Predictor(args.checkpoint, device=args.device, flip_test=args.flip_test, fit=args.fit)
         gt_body = load_body_model(args.gt_body_model, device=predictor.device) if args.gt_body_model else None
         samples = read_pw3d(args.dataset_root, args.split, every=args.every)
     except (CheckpointError, BodyModelError, FileNotFoundError) as err:
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:40s} {row['num_frames']:7d} {row['mpjpe']:8.1f} {row['pa_mpjpe']:9.1f} {pve}")
     if args.json:
         args.json.write_text(json.dumps({**summary, "dataset_root": str(args.dataset_root), "split": args.split,
-                                         "flip_test": args.flip_test},
+                                         "flip_test": args.flip_test, "fit": args.fit},
                                         indent=2))
     return 0
 
