@@ -14,6 +14,7 @@ rest joints), not the mesh: a few milliseconds per iteration.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -30,6 +31,10 @@ class FitSettings:
     pose_prior: float = 0.003
     window: int = 2            # keypoint: centre of mass within this many cells of the peak
     min_weight: float = 0.05   # keypoints whose window holds less attention than this are ignored
+
+
+# Video frames: fewer iterations (on the dev photos, 10 instead of 30 lost 0.01 of PCK@0.1).
+VIDEO_FIT = FitSettings(iterations=10)
 
 
 def attention_keypoints(attention: torch.Tensor, window: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,16 +63,33 @@ def rest_joints(body_model, betas: torch.Tensor) -> torch.Tensor:
     return torch.einsum("jv,bvc->bjc", body_model.J_regressor, shaped)
 
 
+@lru_cache(maxsize=8)
+def kinematic_levels(parents: tuple[int, ...]) -> tuple[list[tuple[list[int], list[int]]], list[int]]:
+    """Forward kinematics one tree level at a time (9 steps for SMPL instead of 23): per
+    level below the root, its joints and their parents, as positions in the level order;
+    and each joint's position in that order."""
+    depth = [0] * len(parents)
+    for j in range(1, len(parents)):
+        depth[j] = depth[parents[j]] + 1
+    order = sorted(range(len(parents)), key=lambda j: (depth[j], j))
+    position = {j: i for i, j in enumerate(order)}
+    levels = [([position[j] for j in order if depth[j] == d], [position[parents[j]] for j in order if depth[j] == d])
+              for d in range(1, max(depth) + 1)]
+    return levels, [position[j] for j in range(len(parents))]
+
+
 def posed_joints(rotations: torch.Tensor, rest: torch.Tensor, parents) -> torch.Tensor:
     """Forward kinematics: (B, 24, 3, 3) rotations (joint 0 = global orientation) and rest
     joints (B, 24, 3) -> posed joints (B, 24, 3), the body model's own joints."""
-    world_rot = [rotations[:, 0]]
-    world_pos = [rest[:, 0]]
-    for j in range(1, rest.shape[1]):
-        p = int(parents[j])
-        world_pos.append(world_pos[p] + (world_rot[p] @ (rest[:, j] - rest[:, p])[..., None])[..., 0])
-        world_rot.append(world_rot[p] @ rotations[:, j])
-    return torch.stack(world_pos, 1)
+    levels, position = kinematic_levels(tuple(int(p) for p in parents))
+    order = sorted(range(len(position)), key=position.__getitem__)
+    rotations, rest = rotations[:, order], rest[:, order]  # level order from here on
+    world_rot, world_pos = rotations[:, :1], rest[:, :1]
+    for joints, parent in levels:
+        offsets = rest[:, joints] - rest[:, parent]
+        world_pos = torch.cat([world_pos, world_pos[:, parent] + (world_rot[:, parent] @ offsets[..., None])[..., 0]], 1)
+        world_rot = torch.cat([world_rot, world_rot[:, parent] @ rotations[:, joints]], 1)
+    return world_pos[:, position]
 
 
 def project_to_crop(joints: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:

@@ -98,7 +98,7 @@ class LiveSession:
         size = (frame.shape[1], frame.shape[0])
         detect = (self._boxes is None or size != self._size
                   or self.frames - self._detected_at >= self.detect_every)
-        people = self.predictor.predict(frame, None if detect else self._boxes, fast_detection=True)
+        people = self.predictor.predict(frame, None if detect else self._boxes, video_frame=True)
         self._track(people, detected=detect, size=size)
         timings = dict(people[0].timings)
 

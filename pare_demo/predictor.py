@@ -18,7 +18,7 @@ from pare_demo.body import load_body_model
 from pare_demo.checkpoints import load_checkpoint
 from pare_demo.crop import Crop, crop_image, crop_map_to_image, make_crop, square_around
 from pare_demo.detect import Detection, PersonDetector
-from pare_demo.fitting import fit_to_attention
+from pare_demo.fitting import VIDEO_FIT, FitSettings, fit_to_attention
 from pare_demo.flip_test import average_with_mirror
 from pare_demo.geometry import (CROP_FOCAL_LENGTH, crop_to_full_camera, perspective_projection,
                                 rotmat_to_axis_angle)
@@ -134,8 +134,8 @@ class Predictor:
         x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float() / 255.0
         return (x - self._mean) / self._std
 
-    def run_network(self, images: torch.Tensor, flip_test: bool | None = None,
-                    fit: bool | None = None) -> dict[str, torch.Tensor]:
+    def run_network(self, images: torch.Tensor, flip_test: bool | None = None, fit: bool | None = None,
+                    fit_settings: FitSettings | None = None) -> dict[str, torch.Tensor]:
         """Normalised crops -> pose, betas, cam, part_logits, part_attention.
         flip_test, fit: None follows self.flip_test, self.fit."""
         if not (self.flip_test if flip_test is None else flip_test):
@@ -146,7 +146,7 @@ class Predictor:
             net = average_with_mirror({k: v[:n] for k, v in both.items()}, {k: v[n:] for k, v in both.items()})
         if self.fit if fit is None else fit:
             net["pose"], net["cam"] = fit_to_attention(self.body_model, net["pose"], net["betas"], net["cam"],
-                                                       net["part_attention"])
+                                                       net["part_attention"], fit_settings or FitSettings())
         return net
 
     def _run_once(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -164,14 +164,15 @@ class Predictor:
         else:
             yield
 
-    def predict(self, image, boxes=None, fast_detection: bool = False) -> list[Prediction]:
+    def predict(self, image, boxes=None, video_frame: bool = False) -> list[Prediction]:
         """All people in an RGB image (any dtype/channels; see pare_demo.images).
         boxes: optional (N, 4) x0, y0, x1, y1 in pixels, used instead of the detector.
-        fast_detection: the detector's single whole-image look (video frames)."""
+        video_frame: one of many frames to keep up with: the detector's single whole-image
+        look and the shorter fit (pare_demo.fitting.VIDEO_FIT)."""
         with torch_threads(self.torch_threads):
-            return self._predict(image, boxes, fast_detection)
+            return self._predict(image, boxes, video_frame)
 
-    def _predict(self, image, boxes, fast_detection: bool = False) -> list[Prediction]:
+    def _predict(self, image, boxes, video_frame: bool = False) -> list[Prediction]:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -187,7 +188,7 @@ class Predictor:
         lap("decode")
 
         scaled_boxes = None if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * scale
-        detections: list[Detection] = self.detector(work, scaled_boxes, fast=fast_detection)
+        detections: list[Detection] = self.detector(work, scaled_boxes, fast=video_frame)
         lap("detect")
 
         size = self.config.input_size
@@ -199,7 +200,7 @@ class Predictor:
         batch = self.normalise(np.stack(crops))
         lap("crop")
 
-        net = self.run_network(batch)
+        net = self.run_network(batch, fit_settings=VIDEO_FIT if video_frame else None)
         lap("network")
 
         with torch.inference_mode():
