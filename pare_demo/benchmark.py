@@ -2,8 +2,8 @@
 
     python -m pare_demo.benchmark [--quick | --smoke] [--json OUT] [--device D]
 
-For each backbone (mobilenetv3 = the bundled weights; resnet50 and hrnet_w32 untrained,
-seeded) and each inference path (`torch` = PyTorch eager fp32, `optimized` =
+For each backbone (blazepose = the bundled weights; mobilenetv3, resnet50 and hrnet_w32
+untrained, seeded) and each inference path (`torch` = PyTorch eager fp32, `optimized` =
 pare_demo.optimize, `onnx` = ONNX Runtime), on a 640x480 photo of one person:
 
 - median and p90 ms of each stage (decode, detect, crop, network, body model, camera,
@@ -44,9 +44,9 @@ import torch
 
 from pare_demo.optimize import usable_cores
 
-BACKBONES = ("mobilenetv3", "resnet50", "hrnet_w32")
+BACKBONES = ("blazepose", "mobilenetv3", "resnet50", "hrnet_w32")
 PATHS = ("torch", "optimized", "onnx")   # eager fp32 first: the reference for speed-ups
-STAGES = ("decode", "detect", "crop", "network", "body_model", "camera", "render_overlay", "heatmaps")
+STAGES = ("decode", "detect", "crop", "network", "fit", "body_model", "camera", "render_overlay", "heatmaps")
 HEATMAP_PART = "left_wrist"
 
 
@@ -66,7 +66,7 @@ MODES = {
     "full": Settings(20, 5, 90, 500, 20),
     "quick": Settings(5, 2, 15, 100, 3),
     # One thread: on a busy machine, two threads wait on each other at every operation.
-    "smoke": Settings(1, 1, 2, 10, 1, ("mobilenetv3", "hrnet_w32"), {"hrnet_w32": 64}, threads=1),
+    "smoke": Settings(1, 1, 2, 10, 1, ("blazepose", "hrnet_w32"), {"hrnet_w32": 64}, threads=1),
 }
 
 

@@ -134,8 +134,8 @@ class Predictor:
         x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float() / 255.0
         return (x - self._mean) / self._std
 
-    def run_network(self, images: torch.Tensor, flip_test: bool | None = None, fit: bool | None = None,
-                    fit_settings: FitSettings | None = None) -> dict[str, torch.Tensor]:
+    def run_network(self, images: torch.Tensor, flip_test: bool | None = None,
+                    fit: bool | None = None) -> dict[str, torch.Tensor]:
         """Normalised crops -> pose, betas, cam, part_logits, part_attention.
         flip_test, fit: None follows self.flip_test, self.fit."""
         if not (self.flip_test if flip_test is None else flip_test):
@@ -146,7 +146,7 @@ class Predictor:
             net = average_with_mirror({k: v[:n] for k, v in both.items()}, {k: v[n:] for k, v in both.items()})
         if self.fit if fit is None else fit:
             net["pose"], net["cam"] = fit_to_attention(self.body_model, net["pose"], net["betas"], net["cam"],
-                                                       net["part_attention"], fit_settings or FitSettings())
+                                                       net["part_attention"])
         return net
 
     def _run_once(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -200,8 +200,12 @@ class Predictor:
         batch = self.normalise(np.stack(crops))
         lap("crop")
 
-        net = self.run_network(batch, fit_settings=VIDEO_FIT if video_frame else None)
+        net = self.run_network(batch, fit=False)
         lap("network")
+        if self.fit:
+            net["pose"], net["cam"] = fit_to_attention(self.body_model, net["pose"], net["betas"], net["cam"],
+                                                       net["part_attention"], VIDEO_FIT if video_frame else FitSettings())
+            lap("fit")
 
         with torch.inference_mode():
             pose = net["pose"]

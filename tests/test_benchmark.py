@@ -32,7 +32,7 @@ def test_smoke_benchmark_writes_every_field(tmp_path):
     memory = result["memory"]
     assert memory["frames"] == 10 and math.isfinite(memory["drift_mb"]) and positive(memory["rss_end_mb"])
 
-    for backbone in ("mobilenetv3", "hrnet_w32"):
+    for backbone in ("blazepose", "hrnet_w32"):
         b = result["backbones"][backbone]
         assert set(b["paths"]) == set(PATHS) and set(b["speedup_vs_eager"]) == set(PATHS) - {"torch"}
         for path, r in b["paths"].items():
