@@ -137,4 +137,10 @@ def training_summary(meta: dict) -> str:
         flip = {True: " with the flip test", False: " without the flip test"}.get(test.get("flip_test"), "")
         parts.append(f"on {where}, {test['num_frames']:,} frames{flip}: MPJPE {test['mpjpe']:.1f}, "
                      f"PA-MPJPE {test['pa_mpjpe']:.1f}{pve} mm")
+    photos = (meta.get("photos") or {}).get("overall")
+    if photos:
+        found = photos["detection"]
+        parts.append(f"on the real-photo dev set: PCK@0.1 {photos['pck_annotated_boxes']['pck@0.1']:.2f} "
+                     f"(annotated boxes), {photos['pck_detector_all']['pck@0.1']:.2f} (detector, "
+                     f"{found['found']}/{found['people']} people found)")
     return "; ".join(parts) + "." if parts else ""

@@ -256,6 +256,61 @@ def test_top_k_and_resume(synthetic, tmp_path):
     assert measured["flip_test"] is True and "with the flip test" in summary
 
 
+def coco_annotations(samples, path):
+    """A COCO keypoint file of synthetic frames: each sample's limb joints as the 12 COCO
+    limb keypoints (face points unlabelled), its box as the bbox."""
+    from pare_demo.body.joint_names import COCO_LIMB_INDICES, COCO_LIMB_TO_SMPL
+
+    images, annotations = [], []
+    for i, s in enumerate(samples):
+        images.append({"id": i, "file_name": str(s.image_path), "width": 160, "height": 160})
+        keypoints = np.zeros((17, 3))
+        keypoints[list(COCO_LIMB_INDICES), :2] = s.joints2d[list(COCO_LIMB_TO_SMPL)]
+        keypoints[list(COCO_LIMB_INDICES), 2] = 2
+        x0, y0, x1, y1 = (float(v) for v in s.bbox)
+        annotations.append({"id": i, "image_id": i, "category_id": 1, "iscrowd": 0, "bbox": [x0, y0, x1 - x0, y1 - y0],
+                            "keypoints": keypoints.ravel().tolist(), "num_keypoints": 12})
+    path.write_text(json.dumps({"images": images, "annotations": annotations}))
+    return path
+
+
+def test_photo_validation_scores_every_epoch_and_export_can_select_by_it(synthetic, tmp_path):
+    """With data.photos, each validation scores the photos; the best by their PCK are kept
+    beside the best by PA-MPJPE, and the export can take one of those and carry the
+    photos' figures into the checkpoint the Model tab describes."""
+    import yaml
+
+    from pare_demo.checkpoints import load_checkpoint
+    from pare_demo.engine import training_summary
+    from training import evaluate_photos, export
+    from training.train import main
+
+    photos = coco_annotations(read_pw3d(synthetic, "validation")[:2], tmp_path / "photos.json")
+    path = tiny_config(synthetic, tmp_path)
+    config = yaml.safe_load(path.read_text())
+    config["data"]["photos"] = str(photos)
+    path.write_text(yaml.safe_dump(config))
+    assert main(["--config", str(path)]) == 0
+    kept = sorted((tmp_path / "run" / "phase1" / "checkpoints").glob("photo-*.ckpt"))
+    assert len(kept) == 1  # top_k 1
+    score = float(kept[0].name.split("pck")[1][:-5])
+    assert 0.0 <= score <= 1.0
+    logged = torch.load(kept[0], weights_only=True)["callbacks"]
+    assert any("val/photo_pck" in str(k) for k in logged)
+
+    figures = tmp_path / "photos_eval.json"
+    assert evaluate_photos.main(["--annotations", str(photos), "--checkpoint", str(tmp_path / "run" / "best.pt"),
+                                 "--out", str(figures)]) == 0
+    out = tmp_path / "bundled.pt"
+    assert export.main(["--config", str(path), "--out", str(out), "--select", "photo_pck",
+                        "--photos-json", str(figures)]) == 0
+    meta = load_checkpoint(out)["meta"]
+    assert meta["val_photo_pck"] == score and meta["source"].endswith(kept[0].name)
+    measured = json.loads(figures.read_text())["overall"]
+    assert meta["photos"]["overall"] == measured
+    assert f"PCK@0.1 {measured['pck_annotated_boxes']['pck@0.1']:.2f} (annotated boxes)" in training_summary(meta)
+
+
 def test_config_overrides_read_exponents_as_numbers(synthetic, tmp_path):
     from training.train import load_config
 

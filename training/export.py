@@ -3,20 +3,34 @@
     python -m training.export --config training/configs/cpu_synthetic.yaml --out assets/checkpoints/pare_bundled.pt
 
 Works while a run is still going or after it was stopped: the best is the kept Lightning
-checkpoint with the lowest validation PA-MPJPE (it is in the file name). --test-json adds
-the held-out results of `training.evaluate --json` to the checkpoint, and the app's Model
-tab shows them.
+checkpoint with the lowest validation PA-MPJPE (it is in the file name), or with
+--select photo_pck the one with the highest real-photo dev-set PCK (runs with data.photos
+keep those too). --test-json adds the held-out results of `training.evaluate --json` to
+the checkpoint and --photos-json the overall figures of `training.evaluate_photos --out`;
+the app's Model tab shows them.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 from training.train import best_checkpoint, export_best, load_config, model_config
 
-TEST_KEYS = ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split", "flip_test")
+TEST_KEYS = ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split", "flip_test", "fit")
+PHOTO_PCK = re.compile(r"pck(\d+(?:\.\d+)?)\.ckpt$")
+
+
+def best_photo_checkpoint(run_dir: Path) -> tuple[Path, float]:
+    """The kept checkpoint with the highest real-photo PCK (photo-*-pck0.xyz.ckpt)."""
+    scored = [(float(m.group(1)), p) for p in run_dir.glob("phase*/checkpoints/photo-*.ckpt")
+              if (m := PHOTO_PCK.search(p.name))]
+    if not scored:
+        raise SystemExit(f"no photo-scored checkpoints under {run_dir}: train with data.photos set")
+    score, path = max(scored)
+    return path, score
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,17 +40,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--test-json", type=Path, default=None,
                         help="training.evaluate --json output for these weights")
+    parser.add_argument("--photos-json", type=Path, default=None,
+                        help="training.evaluate_photos --out output for these weights")
+    parser.add_argument("--select", choices=("pa_mpjpe", "photo_pck"), default="pa_mpjpe",
+                        help="keep the checkpoint best on synthetic validation or on the real-photo dev set")
     args = parser.parse_intermixed_args(argv)  # key=value overrides may follow the options
     config = load_config(args.config, args.overrides)
     run_dir = Path(config["train"]["run_dir"]).expanduser()
-    path, score = best_checkpoint(run_dir)
-    extra = None
+    if args.select == "photo_pck":
+        path, score = best_photo_checkpoint(run_dir)
+        metrics, what = {"val_photo_pck": score}, f"dev-photo PCK@0.1 {score:.3f}"
+    else:
+        path, score = best_checkpoint(run_dir)
+        metrics, what = {"val_pa_mpjpe_mm": score}, f"validation PA-MPJPE {score:.1f} mm"
+    extra = {}
     if args.test_json:
         results = json.loads(args.test_json.read_text())
-        extra = {"test": {k: results[k] for k in TEST_KEYS if k in results}}
+        extra["test"] = {k: results[k] for k in TEST_KEYS if k in results}
+    if args.photos_json:
+        results = json.loads(args.photos_json.read_text())
+        extra["photos"] = {"overall": results["overall"], "checkpoint": results["config"]["checkpoint"]}
     # Straight to --out: the run's own best.pt stays as training wrote it.
-    export_best(run_dir, path, model_config(config), {"val_pa_mpjpe_mm": score}, extra, out=args.out)
-    print(f"{path.name} (validation PA-MPJPE {score:.1f} mm) -> {args.out}")
+    export_best(run_dir, path, model_config(config), metrics, extra, out=args.out)
+    print(f"{path.name} ({what}) -> {args.out}")
     return 0
 
 
