@@ -49,25 +49,30 @@ def export(model: PARE, out: str | Path) -> Path:
     return out
 
 
+def onnx_session(onnx_path: str | Path, threads: int | None = None, cuda: bool = True):
+    """An ONNX Runtime session with this project's settings; on CUDA when asked and available."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # One stream of work split over the cores, one convolution after another (inter-op
+    # threads would only compete with it). No spinning once a run ends: spinning threads
+    # slowed the body model and rendering that follow by 5-8 ms on 2 cores.
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads or usable_cores()
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    wanted = ("CUDAExecutionProvider", "CPUExecutionProvider") if cuda else ("CPUExecutionProvider",)
+    providers = [p for p in wanted if p in ort.get_available_providers()]
+    return ort.InferenceSession(str(onnx_path), options, providers=providers)
+
+
 class OnnxNetwork:
     """Runs an exported network; returns the same dict of tensors as Predictor.run_network."""
 
     def __init__(self, onnx_path: str | Path, threads: int | None = None):
         """threads: intra-op threads (default: the cores this process may use)."""
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # One stream of work split over the cores, one convolution after another (inter-op
-        # threads would only compete with it). No spinning once a run ends: spinning threads
-        # slowed the body model and rendering that follow by 5-8 ms on 2 cores.
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.intra_op_num_threads = threads or usable_cores()
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
-                     if p in ort.get_available_providers()]
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        self.session = onnx_session(onnx_path, threads)
 
     @classmethod
     def for_checkpoint(cls, model: PARE, checkpoint_path: Path) -> "OnnxNetwork":

@@ -63,6 +63,14 @@ def write_pictures(analysis, stem: Path) -> None:
     shutil.copyfile(analysis.files["glb"], f"{stem}_mesh.glb")
 
 
+def add_prediction_switches(parser: argparse.ArgumentParser) -> None:
+    """--no-flip-test and --no-fit, for every command that runs the Predictor."""
+    parser.add_argument("--no-flip-test", dest="flip_test", action="store_false",
+                        help="the network on each crop alone, without averaging in its mirror image")
+    parser.add_argument("--no-fit", dest="fit", action="store_false",
+                        help="the network's own pose and camera, not fitted to its attention keypoints")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="PARE on images: SMPL parameters, mesh, joints, attention")
     parser.add_argument("inputs", nargs="+", type=Path, help="images or folders of images")
@@ -70,10 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: the bundled weights")
     parser.add_argument("--body-model", default=None, help="open, smpl or a file (default: the checkpoint's)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--no-flip-test", dest="flip_test", action="store_false",
-                        help="the network on each crop alone, without averaging in its mirror image")
-    parser.add_argument("--no-fit", dest="fit", action="store_false",
-                        help="the network's own pose and camera, not fitted to its attention keypoints")
+    add_prediction_switches(parser)
     args = parser.parse_args(argv)
 
     from pare_demo.predictor import Predictor

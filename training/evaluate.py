@@ -20,6 +20,7 @@ from pare_demo.body import BodyModelError, load_body_model
 from pare_demo.checkpoints import CheckpointError
 from pare_demo.data.pw3d import read_pw3d
 from pare_demo.evaluation import evaluate_samples, summarize
+from pare_demo.predict import add_prediction_switches
 from pare_demo.predictor import Predictor
 
 
@@ -32,10 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gt-body-model", default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--no-flip-test", dest="flip_test", action="store_false",
-                        help="the network on each crop alone, without averaging in its mirror image")
-    parser.add_argument("--no-fit", dest="fit", action="store_false",
-                        help="the network's own pose and camera, not fitted to its attention keypoints")
+    add_prediction_switches(parser)
     args = parser.parse_args(argv)
     try:
         predictor = Predictor(args.checkpoint, device=args.device, flip_test=args.flip_test, fit=args.fit)

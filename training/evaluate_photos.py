@@ -22,6 +22,7 @@ from pare_demo.checkpoints import CheckpointError
 from pare_demo.data.coco_keypoints import read_coco_keypoints
 from pare_demo.images import ImageError
 from pare_demo.photo_evaluation import ATTENTION_PCK_THRESHOLD, PCK_THRESHOLDS, evaluate_photos
+from pare_demo.predict import add_prediction_switches
 from pare_demo.predictor import Predictor
 
 
@@ -31,10 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=None, help="write the results here as JSON")
-    parser.add_argument("--no-flip-test", dest="flip_test", action="store_false",
-                        help="the network on each crop alone, without averaging in its mirror image")
-    parser.add_argument("--no-fit", dest="fit", action="store_false",
-                        help="the network's own pose and camera, not fitted to its attention keypoints")
+    add_prediction_switches(parser)
     args = parser.parse_args(argv)
     try:
         dataset = read_coco_keypoints(args.annotations)

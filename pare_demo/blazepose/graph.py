@@ -10,6 +10,8 @@ whose meaning depends on the layout (reshape, concatenation) convert where neede
 """
 from __future__ import annotations
 
+import copy
+from collections import defaultdict
 from collections.abc import Iterable
 
 import torch
@@ -37,14 +39,18 @@ class GraphOp(nn.Module):
 
 
 class Conv(GraphOp):
-    """CONV_2D and DEPTHWISE_CONV_2D (groups = input channels), explicit padding."""
+    """CONV_2D and DEPTHWISE_CONV_2D (groups = input channels). Symmetric padding is the
+    convolution's own; TensorFlow's uneven SAME padding a separate pad first."""
 
     def __init__(self, spec: dict):
         super().__init__(spec)
-        self.pad = tuple(spec["pad"])  # left, right, top, bottom
+        left, right, top, bottom = spec["pad"]
+        symmetric = left == right and top == bottom
+        self.pad = (0, 0, 0, 0) if symmetric else (left, right, top, bottom)
         self.conv = nn.Conv2d(spec["in_channels"], spec["out_channels"], tuple(spec["kernel"]),
                               stride=tuple(spec["stride"]), dilation=tuple(spec["dilation"]),
-                              groups=spec["groups"], bias=spec["bias"])
+                              groups=spec["groups"], bias=spec["bias"],
+                              padding=(top, left) if symmetric else 0)
 
     def forward(self, x):
         if any(self.pad):
@@ -140,6 +146,30 @@ OP_MODULES = {"conv": Conv, "add": Add, "pad": Pad, "max_pool": MaxPool, "resize
               "depth_to_space": DepthToSpace, "reshape": Reshape, "concat": Concat, "logistic": Logistic}
 
 
+def fold_pads(graph: dict) -> dict:
+    """A copy of a graph description in which each PAD op of height and width only, read only
+    by convolutions without padding of their own, is dropped and those convolutions pad
+    instead: the same results, one copy of the tensor fewer (the TFLite graphs pad explicitly
+    before their stride-2 convolutions)."""
+    ops = copy.deepcopy(graph["ops"])
+    readers = defaultdict(list)
+    for spec in ops:
+        for t in spec["inputs"]:
+            readers[t].append(spec)
+    graph_outputs = set(graph["outputs"].values())
+    kept = []
+    for spec in ops:
+        convs = readers[spec["output"]]
+        if (spec["op"] == "pad" and not any(spec["pad"][4:]) and spec["output"] not in graph_outputs and convs
+                and all(r["op"] == "conv" and not any(r["pad"]) for r in convs)):
+            for conv in convs:
+                conv["inputs"] = [spec["inputs"][0] if t == spec["output"] else t for t in conv["inputs"]]
+                conv["pad"] = list(spec["pad"][:4])  # left, right, top, bottom, as the pad's first four
+            continue
+        kept.append(spec)
+    return {**graph, "ops": kept}
+
+
 class GraphNetwork(nn.Module):
     """The ops of a graph description that the named outputs need, in graph order.
 
@@ -151,6 +181,7 @@ class GraphNetwork(nn.Module):
         self.input_shape = tuple(graph["shapes"][str(self.input_id)])  # NHWC, as in the file
         names = list(outputs) if outputs is not None else list(graph["outputs"])
         self.output_ids = {name: graph["outputs"][name] for name in names}
+        graph = fold_pads(graph)
         needed = set(self.output_ids.values())
         kept = []
         for spec in reversed(graph["ops"]):  # only what the outputs depend on
