@@ -465,3 +465,13 @@ def test_diagnose_cli(synthetic, small_checkpoint, tmp_path, capsys):
     assert "left_wrist" in capsys.readouterr().out
     assert main(["--dataset-root", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_gpu_check_says_when_there_is_no_gpu(capsys, monkeypatch):
+    """Without CUDA the check says so and succeeds; it never pretends to have checked."""
+    from training import gpu_check
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_check.main([]) == 0
+    out = capsys.readouterr().out
+    assert "No CUDA device" in out and "ok" not in out
