@@ -1,5 +1,7 @@
 import math
+import os
 import pickle
+import struct
 import sys
 import types
 
@@ -119,16 +121,46 @@ def test_part_labels_and_eval_regressor(open_model, rest):
 
 
 # ---------------------------------------------------------------- SMPL pickles
+class _Python2Pickler(pickle._Pickler):
+    """Protocol 2 as python 2 wrote it: text and bytes both as python 2's str (SHORT_BINSTRING,
+    BINSTRING), where python 3 writes unicode text and _codecs.encode calls. Module names get
+    python 2's spelling from fix_imports (__builtin__, copy_reg)."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_python2_str(self, obj):
+        data = obj.encode("latin1") if isinstance(obj, str) else obj
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+        self.memoize(obj)
+
+    dispatch[str] = dispatch[bytes] = save_python2_str
+
+
 def _write_chumpy_pickle(path, arrays, monkeypatch):
-    """An SMPL-style python-2-era pickle: chumpy Ch objects, a sparse J_regressor.
+    """An SMPL-style python-2 pickle: chumpy Ch objects, a sparse J_regressor.
     A stand-in chumpy.ch.Ch class lives in a temporary module while pickling."""
     chumpy = types.ModuleType("chumpy")
     ch = types.ModuleType("chumpy.ch")
 
     class Ch:
+        """What chumpy's Ch(x) holds: the array and its bookkeeping."""
+
         def __init__(self, x):
+            self._dirty_vars = {"x"}
+            self._itr = None
+            self._make_dense = False
+            self._make_sparse = False
+            self._depends_on_deps = {}
             self.x = x
-            self.dterms = ("x",)
+            self._parents, self._cache = {}, {"r": None, "drs": {}}
+
+        def __getstate__(self):  # as chumpy's: all but the two caches
+            state = dict(self.__dict__)
+            del state["_parents"], state["_cache"]
+            return state
 
     Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
     ch.Ch = Ch
@@ -146,7 +178,8 @@ def _write_chumpy_pickle(path, arrays, monkeypatch):
         "bs_style": "lbs",
         "bs_type": "lrotmin",
     }
-    path.write_bytes(pickle.dumps(data, protocol=2))
+    with open(path, "wb") as f:
+        _Python2Pickler(f, protocol=2).dump(data)
     monkeypatch.delitem(sys.modules, "chumpy")
     monkeypatch.delitem(sys.modules, "chumpy.ch")
 
@@ -162,14 +195,20 @@ def smpl_like_pickle(tmp_path, monkeypatch):
     return folder
 
 
-def test_chumpy_pickle_loads_without_chumpy(smpl_like_pickle, monkeypatch, rest):
+def test_chumpy_pickle_loads_without_chumpy(smpl_like_pickle, monkeypatch, open_model):
+    raw = (smpl_like_pickle / "SMPL_NEUTRAL.pkl").read_bytes()
+    assert b"c__builtin__\nset\n" in raw and b"_codecs" not in raw  # written as python 2 does
     assert "chumpy" not in sys.modules
     monkeypatch.setenv("PARE_SMPL_DIR", str(smpl_like_pickle))
     model = load_body_model("smpl")
     assert model.model_name == "smpl"
+    generator = torch.Generator().manual_seed(7)
+    pose = 0.5 * torch.randn(2, 72, generator=generator)
+    betas = torch.randn(2, 10, generator=generator)
     with torch.no_grad():
-        out = model(betas=torch.zeros(1, 10))
-    assert torch.allclose(out.vertices, rest.vertices, atol=1e-5)
+        out = model(betas=betas, global_orient=pose[:, :3], body_pose=pose[:, 3:])
+        expected = open_model(betas=betas, global_orient=pose[:, :3], body_pose=pose[:, 3:])
+    torch.testing.assert_close(out.vertices, expected.vertices, rtol=0, atol=1e-5)
     # Converted once, then read from the cache.
     cached = list((smpl_like_pickle.parent / "cache" / "body_models").glob("SMPL_NEUTRAL-*.npz"))
     assert len(cached) == 1
@@ -186,6 +225,20 @@ def test_pickle_that_would_run_code_is_refused(tmp_path):
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps({"v_template": Evil()}))
     with pytest.raises(BodyModelError, match="builtins.print"):
+        load_body_model(path)
+
+
+@pytest.mark.parametrize("call, args", [(eval, ("1",)), (getattr, (object, "mro")), (os.system, ("true",))])
+def test_python2_names_of_callables_are_still_refused(tmp_path, call, args):
+    class Evil:
+        def __reduce__(self):
+            return (call, args)
+
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"v_template": {"x", Evil()}}, protocol=2))  # inside an allowed set
+    module = "__builtin__" if call.__module__ == "builtins" else call.__module__
+    assert f"c{module}\n{call.__name__}\n".encode() in path.read_bytes()
+    with pytest.raises(BodyModelError, match=f"refusing to load {module}.{call.__name__}"):
         load_body_model(path)
 
 

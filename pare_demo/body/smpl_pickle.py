@@ -3,7 +3,11 @@
 The released SMPL pickles (python 2) hold numpy arrays, a scipy sparse J_regressor and
 `chumpy.ch.Ch` objects wrapping arrays. A restricted unpickler maps every chumpy class
 to a stand-in that keeps only the wrapped array, allows the numpy and scipy classes the
-files need, and refuses everything else."""
+files need and the containers a chumpy object's state holds, and refuses everything else.
+
+A chumpy object pickles its `__dict__` less `_parents` and `_cache`: the array `x` beside
+bookkeeping such as `_dirty_vars` (a set), `_itr` (None), `_make_dense`/`_make_sparse`
+(bools) and `_depends_on_deps` (a dict), so python 2 files name `__builtin__.set`."""
 from __future__ import annotations
 
 import codecs
@@ -44,6 +48,11 @@ _ALLOWED = {
     # Protocol-2 pickles written by python 3 spell bytes as _codecs.encode(text, "latin1").
     ("_codecs", "encode"): codecs.encode,
     ("__builtin__", "object"): object,
+    # Chumpy's bookkeeping holds sets; building one from the listed items runs no code of the file's.
+    ("__builtin__", "set"): set,
+    ("builtins", "set"): set,
+    ("__builtin__", "frozenset"): frozenset,
+    ("builtins", "frozenset"): frozenset,
 }
 _SPARSE = {"csc_matrix", "csr_matrix", "coo_matrix"}
 
