@@ -108,7 +108,7 @@ def image_tab(engine: Engine) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             # A file path, so that a broken upload reaches our own reader and its message.
-            photo = ImageInput(type="filepath", label="Photo", sources=["upload", "clipboard"])
+            photo = ImageInput(type="filepath", image_mode=None, label="Photo", sources=["upload", "clipboard"])
             run = gr.Button("Analyse", variant="primary")
             examples = sorted(str(p) for p in (paths.ASSETS_DIR / "examples").glob("*.jpg"))
             if examples:

@@ -7,12 +7,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+MAX_INPUT_PIXELS = 100_000_000  # larger images are refused, from their header, before decoding
 MAX_PIXELS = 40_000_000          # larger images are downscaled before processing
 TARGET_PIXELS_WHEN_HUGE = 12_000_000
 MIN_SIDE = 32                    # smaller images cannot show a person the network can read
 
-# Pillow refuses > ~179 MP as a decompression bomb; allow up to this many, downscale after.
-Image.MAX_IMAGE_PIXELS = 250_000_000
+# Pillow warns above this many pixels and refuses twice as many (DecompressionBombError) when it
+# opens an image: in this whole process, so also where Gradio decodes an upload itself.
+Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
+_LIMIT = f"pare-demo reads images of up to {MAX_INPUT_PIXELS // 1_000_000} megapixels."
 
 
 class ImageError(ValueError):
@@ -20,19 +23,33 @@ class ImageError(ValueError):
 
 
 def load_image(source) -> np.ndarray:
-    """RGB uint8 (H, W, 3) from a path, a PIL image or an array (gray, RGB, RGBA, 16-bit, float)."""
+    """RGB uint8 (H, W, 3) from a path, a PIL image or an array (gray, RGB, RGBA, 16-bit, float).
+    Messages name a file by its own name only: uploads sit in the server's temporary folders."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
-            raise ImageError(f"{path} does not exist.")
+            raise ImageError(f"{path.name} does not exist.")
         try:
-            with Image.open(path) as im:
+            with Image.open(path) as im:  # reads the header only
+                check_pixels(im.size, path.name)
                 im.load()
                 image = ImageOps.exif_transpose(im)  # phones store rotation in EXIF
+        except ImageError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:  # the warning: under -W error
+            raise ImageError(f"{path.name} is too large to read: {err} {_LIMIT}") from err
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            raise ImageError(f"{path.name} is not an image that can be read ({err}).") from err
+            reason = str(err).replace(str(path), path.name)  # Pillow's messages hold the whole path
+            raise ImageError(f"{path.name} is not an image that can be read ({reason}).") from err
         return to_rgb_uint8(image)
     return to_rgb_uint8(source)
+
+
+def check_pixels(size: tuple[int, int], name: str = "The image") -> None:
+    """An ImageError when an image of `size` (width, height) has more than MAX_INPUT_PIXELS."""
+    w, h = size
+    if w * h > MAX_INPUT_PIXELS:
+        raise ImageError(f"{name} is {w} x {h} pixels ({w * h / 1e6:.0f} megapixels): too large. {_LIMIT}")
 
 
 def check_size(image: np.ndarray) -> np.ndarray:
@@ -48,6 +65,7 @@ def to_rgb_uint8(image) -> np.ndarray:
     if image is None:
         raise ImageError("No image was given.")
     if isinstance(image, Image.Image):
+        check_pixels(image.size)  # before decoding it, if it was opened lazily
         if image.mode in ("I;16", "I;16B", "I;16L", "I"):
             image = np.asarray(image)
         else:
@@ -62,10 +80,20 @@ def to_rgb_uint8(image) -> np.ndarray:
         array = np.repeat(array[:, :, None], 3, axis=2)
     elif array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)
-    elif array.shape[2] == 4:  # composite on white, as a viewer shows it
-        alpha = array[:, :, 3:4].astype(np.float32) / 255
-        array = (array[:, :, :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
+    elif array.shape[2] == 4:
+        array = _on_white(array)
     return np.ascontiguousarray(array)
+
+
+def _on_white(rgba: np.ndarray) -> np.ndarray:
+    """Composite on white, as a viewer shows it: rgb * a/255 + 255 * (1 - a/255), rounded.
+    In integers, a band of rows at a time: a huge image needs little memory beyond itself."""
+    out = np.empty(rgba.shape[:2] + (3,), np.uint8)
+    for top in range(0, rgba.shape[0], 256):
+        band = rgba[top:top + 256].astype(np.uint16)
+        rgb, alpha = band[:, :, :3], band[:, :, 3:]
+        out[top:top + 256] = (rgb * alpha + 255 * (255 - alpha) + 127) // 255  # + 127: round
+    return out
 
 
 def _to_uint8(array: np.ndarray) -> np.ndarray:
@@ -77,6 +105,8 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
         finite = np.nan_to_num(array.astype(np.float64))
         scale = 255.0 if finite.max(initial=0) <= 1.0 else 1.0
         return np.clip(finite * scale, 0, 255).round().astype(np.uint8)
+    if array.dtype.kind == "u" and array.dtype.itemsize == 2:  # 16-bit: its full range, even in a dark image
+        return ((array.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)  # + 32767: round
     if np.issubdtype(array.dtype, np.integer):
         top = 65535 if array.max(initial=0) > 255 else 255
         return (array.astype(np.float64) * (255.0 / top)).round().clip(0, 255).astype(np.uint8)
