@@ -82,6 +82,10 @@ class Engine:
             except (CheckpointError, BodyModelError) as err:
                 self.error = str(err)
                 return False
+            except Exception as err:  # noqa: BLE001 - a file that reads but does not run: keep serving
+                name = Path(checkpoint).name if checkpoint else "the bundled weights"
+                self.error = f"Could not use {name}: {type(err).__name__}: {err}"
+                return False
             predictor.flip_test = self.flip_test  # read now: it may have been switched during the load
             predictor.fit = self.fit
             self.predictor, self.error = predictor, None

@@ -1,4 +1,5 @@
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,50 @@ def skeleton_checkpoint(tmp_path_factory):
     with torch.no_grad():
         model.head.skeleton_mlp[-1].weight.normal_(0, 0.1)
     return _save_untrained(model, tmp_path_factory.mktemp("ckpt"), "skeleton.pt")
+
+
+class _RunsAShellCommand:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture(scope="session")
+def hostile_checkpoints(tmp_path_factory):
+    """(files, marker): a checkpoint whose unpickling would run a shell command that creates
+    `marker`, written by torch.save and as a plain pickle, as torch.load sees both."""
+    folder = tmp_path_factory.mktemp("hostile")
+    marker = folder / "ran"
+    payload = {"format": "pare-demo-checkpoint", "version": 1, "config": _RunsAShellCommand(marker),
+               "state_dict": {}}
+    torch.save(payload, folder / "hostile.pt")
+    (folder / "hostile.pkl").write_bytes(pickle.dumps(payload, protocol=2))
+    return [folder / "hostile.pt", folder / "hostile.pkl"], marker
+
+
+@pytest.fixture(scope="session")
+def malformed_checkpoints(small_checkpoint, tmp_path_factory):
+    """(file, what its error must say) for harmless checkpoints that are wrong in one way each."""
+    from pare_demo.checkpoints import load_checkpoint
+
+    good = load_checkpoint(small_checkpoint)
+    base = {"format": "pare-demo-checkpoint", "version": 1, **good}
+    cases = {
+        "no_config": ({k: v for k, v in base.items() if k != "config"}, "it has no 'config'"),
+        "version_text": ({**base, "version": "1"}, "format version is '1', not a whole number"),
+        "unknown_backbone": ({**base, "config": {**good["config"], "backbone": "vgg99"}}, "Unknown backbone 'vgg99'"),
+        "config_text": ({**base, "config": "mobilenetv3"}, "'config' is a str, not a dict"),
+        "state_dict_list": ({**base, "state_dict": list(good["state_dict"].values())},
+                            "'state_dict' is a list, not a dict"),
+        "state_dict_text": ({**base, "state_dict": {"head.x": "weights"}}, "not named tensors .*'head.x'"),
+        "meta_list": ({**base, "meta": ["trained"]}, "'meta' is a list, not a dict"),
+    }
+    folder = tmp_path_factory.mktemp("malformed")
+    for name, (payload, _) in cases.items():
+        torch.save(payload, folder / f"{name}.pt")
+    return [(folder / f"{name}.pt", reason) for name, (_, reason) in cases.items()]
 
 
 @pytest.fixture(scope="session")

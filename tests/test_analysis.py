@@ -1,8 +1,11 @@
 """What the app computes per image, and the engine that switches models under it."""
+import re
+
 import numpy as np
 import pytest
 
 from pare_demo.analysis import DISPLAY_MAX_SIDE, analyse_image
+from pare_demo.checkpoints import load_checkpoint, save_checkpoint
 from pare_demo.engine import OUTPUT_SLOTS, Engine, training_summary
 from pare_demo.images import ImageError
 
@@ -42,6 +45,23 @@ def test_engine_keeps_its_model_when_a_switch_fails(engine, tmp_path):
     assert engine.load(broken) is False
     assert engine.predictor is before and "broken.pt" in engine.error
     assert "Could not switch" in engine.describe()
+
+
+def test_engine_says_what_is_wrong_with_each_file_and_keeps_its_model(engine, malformed_checkpoints,
+                                                                       hostile_checkpoints, small_checkpoint, tmp_path):
+    before = engine.predictor
+    hostile, marker = hostile_checkpoints
+    # Reads as a checkpoint, but its network cannot run: the normalisation has one value, not three.
+    config = dict(load_checkpoint(small_checkpoint)["config"], mean=[0.5])
+    odd_mean = save_checkpoint(tmp_path / "odd_mean.pt", config, load_checkpoint(small_checkpoint)["state_dict"])
+    cases = [*malformed_checkpoints, *[(path, "refusing to run code in it") for path in hostile],
+             (odd_mean, "odd_mean.pt: RuntimeError")]
+    for path, reason in cases:
+        assert engine.load(path) is False, path.name
+        assert engine.predictor is before
+        assert re.search(reason, engine.error), (path.name, engine.error)
+        assert "Could not switch" in engine.describe()
+    assert not marker.exists()
 
 
 def test_training_summary_says_what_the_checkpoint_meta_knows(engine):

@@ -1,3 +1,4 @@
+import os
 import pickle
 
 import pytest
@@ -66,11 +67,34 @@ def test_safe_loading_refuses_pickled_code(tmp_path):
     assert not getattr(builtins, "_pare_demo_pwned", False)
 
 
+def test_hostile_checkpoint_is_refused_as_code(hostile_checkpoints):
+    """torch 2.14 words a blocked module ('posix') differently from another global: both are code."""
+    files, marker = hostile_checkpoints
+    for path in files:
+        with pytest.raises(CheckpointError, match="refusing to run code in it") as err:
+            load_checkpoint(path)
+        assert f"{os.system.__module__}.system" in str(err.value) and "truncated" not in str(err.value)
+    assert not marker.exists()
+
+
+def test_malformed_checkpoints_say_what_is_wrong(malformed_checkpoints):
+    for path, reason in malformed_checkpoints:
+        with pytest.raises(CheckpointError, match=reason):
+            load_model(path)
+
+
 def test_corrupt_truncated_and_wrong_kind(tmp_path, small_checkpoint):
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(small_checkpoint.read_bytes()[:20000])
     with pytest.raises(CheckpointError, match="truncated"):
         load_checkpoint(truncated)
+    empty, text = tmp_path / "empty.pt", tmp_path / "text.pt"
+    empty.write_bytes(b"")
+    text.write_text("not a checkpoint")
+    for path in (empty, text):
+        with pytest.raises(CheckpointError, match="truncated or not a PyTorch file") as err:
+            load_checkpoint(path)
+        assert "weights_only" not in str(err.value)  # torch's advice to load it unsafely is left out
     wrong = tmp_path / "weights_only.pt"
     torch.save({"state_dict": {}, "pytorch-lightning_version": "1.1.8"}, wrong)
     with pytest.raises(CheckpointError, match="convert_official"):

@@ -19,9 +19,9 @@ def model_from_checkpoint(checkpoint: dict) -> PARE:
     """A PARE built from a loaded checkpoint's config, with its weights."""
     try:
         config = ModelConfig.from_dict(checkpoint["config"])
+        model = PARE(config)  # an unknown backbone, or head settings it cannot take
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"The checkpoint's model config is not understood: {err}") from err
-    model = PARE(config)
     try:
         missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
     except RuntimeError as err:  # tensors of the wrong shape
