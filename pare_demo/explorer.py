@@ -14,7 +14,6 @@ anything else.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -195,8 +194,10 @@ class Explorer:
         return s
 
     def _check_image(self, path: Path) -> None:
-        images = os.path.abspath(self.root / "imageFiles")
-        if not Path(os.path.abspath(path)).is_relative_to(images):  # a crafted name with '..'
+        # Real paths: a crafted name with '..', or a symlink (imageFiles itself, a sequence
+        # folder, an image) must not lead out of the dataset.
+        images = self.root.resolve() / "imageFiles"
+        if not path.resolve().is_relative_to(images):
             raise ExplorerError(f"Refusing to read {path}: it is outside {images}.")
         if not path.is_file():
             raise ExplorerError(f"The image {path} is missing. Expected {LAYOUT}. {GET_3DPW}")

@@ -179,3 +179,23 @@ def test_errors_say_what_is_wrong(explorer, predictor, root, tmp_path):
         bad_explorer.frame_view("escape", 0)
     with pytest.raises(ExplorerError, match="image .*image_00000.jpg is missing"):
         bad_explorer.sequence_errors("missing", 0)
+
+
+def test_symlinks_out_of_the_dataset_are_refused(predictor, root, tmp_path):
+    outside = tmp_path / "outside"
+    shutil.copytree(root / "imageFiles", outside)
+    linked = tmp_path / "linked"  # imageFiles itself links out
+    shutil.copytree(root / "sequenceFiles", linked / "sequenceFiles")
+    (linked / "imageFiles").symlink_to(outside, target_is_directory=True)
+    nested = tmp_path / "nested"  # one sequence's folder links out
+    shutil.copytree(root / "sequenceFiles", nested / "sequenceFiles")
+    (nested / "imageFiles").mkdir()
+    (nested / "imageFiles" / SEQ).symlink_to(outside / SEQ, target_is_directory=True)
+    for dataset in (linked, nested):
+        assert (dataset / "imageFiles" / SEQ / "image_00000.jpg").is_file()  # the link works
+        with pytest.raises(ExplorerError, match="outside"):
+            Explorer(predictor, None, dataset).sample(SEQ, 0)
+    # The dataset folder itself may be a link: its images are inside it.
+    alias = tmp_path / "alias"
+    alias.symlink_to(root, target_is_directory=True)
+    assert Explorer(predictor, None, alias).sample(SEQ, 0).image_path.is_file()
