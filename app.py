@@ -18,7 +18,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware  # noqa: E402
 
 from pare_demo import paths  # noqa: E402
 from pare_demo.analysis import analyse_image  # noqa: E402
-from pare_demo.body import SMPL_JOINT_NAMES, load_body_model  # noqa: E402
+from pare_demo.body import SMPL_JOINT_NAMES, BodyModelError, load_body_model  # noqa: E402
 from pare_demo.body.preview import body_figure  # noqa: E402
 from pare_demo.engine import Engine, available_body_models, available_checkpoints  # noqa: E402
 from pare_demo.explorer import LEGEND, Explorer, ExplorerError  # noqa: E402
@@ -235,13 +235,18 @@ def explorer_tab(engine: Engine, tab: gr.Tab) -> None:
         root = str(root or paths.SAMPLE_PW3D_DIR).strip()
         key = (root, id(predictor))
         if key not in explorers:
-            gt_body = None  # the bundled set was made with the open body model
-            if os.path.realpath(root) != os.path.realpath(paths.SAMPLE_PW3D_DIR) and "smpl" in available_body_models():
-                gt_body = load_body_model("smpl", device=predictor.device)
             try:
+                if os.path.realpath(root) == os.path.realpath(paths.SAMPLE_PW3D_DIR):
+                    # The bundled set was made with the open body model, whatever the network uses.
+                    gt_body = (predictor.body_model if predictor.body_model.model_name == "open"
+                               else load_body_model("open", device=predictor.device))
+                elif "smpl" in available_body_models():
+                    gt_body = load_body_model("smpl", device=predictor.device)
+                else:
+                    gt_body = None
                 explorers.clear()  # one at a time: each holds a network's worth of caches
                 explorers[key] = Explorer(predictor, engine.renderer, root, gt_body_model=gt_body)
-            except ExplorerError as err:
+            except (ExplorerError, BodyModelError) as err:
                 raise gr.Error(str(err)) from err
         return explorers[key]
 

@@ -102,8 +102,7 @@ def analyse_image(predictor, renderer: Renderer, image, boxes=None, out_dir: Pat
         keypoints = visualize.draw_skeleton(keypoints, p.joints2d * scale)
     timings = dict(people[0].timings, render=(time.perf_counter() - start) * 1000)
     analysis = ImageAnalysis(display, people, faces, overlay, side, keypoints, timings, predictor.device.type.upper())
-    part_labels = predictor.body_model.part_labels.cpu().numpy()
-    analysis.files = export_files(analysis, meshes, part_labels,
+    analysis.files = export_files(analysis, meshes, predictor.body_model,
                                   out_dir or Path(tempfile.mkdtemp(prefix="pare_demo_")))
     return analysis
 
@@ -121,15 +120,17 @@ def display_size(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> tuple[n
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), size[0] / w
 
 
-def export_files(analysis: ImageAnalysis, meshes, part_labels: np.ndarray, out_dir: Path) -> dict[str, Path]:
-    """GLB (everyone, part-coloured, Y up), OBJ and SMPL parameters (JSON) for download."""
+def export_files(analysis: ImageAnalysis, meshes, body_model, out_dir: Path) -> dict[str, Path]:
+    """GLB (everyone, part-coloured, Y up), OBJ and SMPL-format parameters (JSON, naming
+    body_model, whose mesh and betas they are) for download."""
+    part_labels = body_model.part_labels.cpu().numpy()
     out_dir.mkdir(parents=True, exist_ok=True)
     vertices = np.concatenate([m.vertices for m in meshes]) @ GL_FLIP.T
     faces = np.concatenate([analysis.faces + i * len(m.vertices) for i, m in enumerate(meshes)])
     colors = np.tile(visualize.part_vertex_colors(part_labels), (len(meshes), 1))
     files = {"glb": visualize.export_glb(vertices, faces, out_dir / "mesh.glb", colors),
              "obj": visualize.export_obj(vertices, faces, out_dir / "mesh.obj")}
-    params = [visualize.smpl_parameters(p) for p in analysis.people]
+    params = [visualize.smpl_parameters(p, body_model.label) for p in analysis.people]
     files["json"] = out_dir / "smpl_parameters.json"
     files["json"].write_text(json.dumps(params, indent=2))
     return files

@@ -8,7 +8,9 @@ meshes, keypoints, errors, attention, and an occlusion-sensitivity map.
     occlusion = explorer.occlusion_sensitivity("synth_s15_0000", frame=12, person=0)
 
 The network sees the ground-truth box crop and the numbers are evaluate_samples' (sequence
-errors) or its score_frames (one frame), so they equal the evaluate CLI's. Pictures are
+errors) or its score_frames (one frame), so they equal the evaluate CLI's; as there, men's
+and women's ground truth is posed with SMPL's male and female models where their files are
+found (GroundTruthBodies.protocol), and the text says which model posed it. Pictures are
 arrays, and every file read is checked to lie inside the root, so the app never serves
 anything else.
 """
@@ -30,7 +32,7 @@ from pare_demo.colors import GROUND_TRUTH_COLOR, PREDICTION_COLOR
 from pare_demo.crop import crop_image, make_crop, square_around
 from pare_demo.data.pw3d import SPLITS, read_sequence_file, sequence_samples, to_camera_frame
 from pare_demo.data.samples import Sample
-from pare_demo.evaluation import FrameResult, evaluate_samples, score_frames
+from pare_demo.evaluation import FrameResult, GroundTruthBodies, evaluate_samples, score_frames
 from pare_demo.images import load_image
 from pare_demo.predictor import Prediction
 from pare_demo.render import GL_FLIP, MeshToRender
@@ -69,7 +71,8 @@ class FrameView:
 
     def metrics_text(self) -> str:
         r = self.result
-        return f"MPJPE {r.mpjpe:.1f} mm, PA-MPJPE {r.pa_mpjpe:.1f} mm, PVE {r.pve:.1f} mm"
+        return (f"MPJPE {r.mpjpe:.1f} mm, PA-MPJPE {r.pa_mpjpe:.1f} mm, PVE {r.pve:.1f} mm "
+                f"(ground truth posed with {r.gt_body_model}, {self.sample.gender})")
 
     @cached_property
     def attention(self) -> AttentionViews:
@@ -133,12 +136,13 @@ class OcclusionMap:
 
 class Explorer:
     def __init__(self, predictor, renderer, root: str | Path = paths.SAMPLE_PW3D_DIR, gt_body_model=None):
-        """gt_body_model: the body model of the ground truth (real 3DPW needs SMPL); by default
-        the predictor's, as the evaluate CLI does."""
+        """gt_body_model: the body model of the ground truth of people of neutral or unknown
+        gender (real 3DPW needs SMPL); by default the predictor's, as the evaluate CLI does.
+        Men and women are posed with SMPL's male and female models where their files are found."""
         self.predictor, self.renderer = predictor, renderer
         self.root = Path(root)
-        self.gt_body = gt_body_model or predictor.body_model
         self._files = self._list_sequences()  # name -> (split, sequence file)
+        self.gt_bodies = GroundTruthBodies.protocol(gt_body_model or predictor.body_model)
         self._samples: dict[str, dict[tuple[int, int], Sample]] = {}
         self._errors: dict[tuple[str, int, bool], SequenceErrors] = {}  # + the flip test's state
 
@@ -211,9 +215,10 @@ class Explorer:
         # The ground-truth box, as evaluate_samples crops it: the same numbers as the evaluate CLI.
         prediction = self.predictor.predict(image, boxes=s.bbox[None])[0]
         vertices = torch.as_tensor(prediction.vertices[None], device=self.predictor.device)
-        result = score_frames([s], vertices, self.predictor.body_model, self.gt_body)[0]
+        result = score_frames([s], vertices, self.predictor.body_model, self.gt_bodies)[0]
         gt = self._gt_body(s)
-        gt_mesh = MeshToRender(gt.vertices[0].cpu().numpy(), _faces(self.gt_body), GROUND_TRUTH_COLOR)
+        gt_faces = _faces(self.gt_bodies.for_gender(s.gender))
+        gt_mesh = MeshToRender(gt.vertices[0].cpu().numpy(), gt_faces, GROUND_TRUTH_COLOR)
         pred_mesh = MeshToRender(prediction.vertices + prediction.cam_translation, self.predictor.faces(),
                                  PREDICTION_COLOR)
         # Two passes: each mesh has its own camera (the dataset's, the predictor's).
@@ -233,12 +238,13 @@ class Explorer:
     def _gt_body(self, s: Sample):
         """The ground-truth body posed and placed in the camera frame (smplx output, batch 1)."""
         device = self.predictor.device
+        gt_body = self.gt_bodies.for_gender(s.gender)
         betas = torch.tensor(s.betas[None, :10], dtype=torch.float32, device=device)
-        rest_root = self.gt_body(betas=betas).joints[0, 0].double().cpu().numpy()
+        rest_root = gt_body(betas=betas).joints[0, 0].double().cpu().numpy()
         pose, translation = to_camera_frame(s, rest_root)
         tensor = lambda a: torch.tensor(a[None], dtype=torch.float32, device=device)  # noqa: E731
-        return self.gt_body(betas=betas, global_orient=tensor(pose[:3]), body_pose=tensor(pose[3:]),
-                            transl=tensor(translation))
+        return gt_body(betas=betas, global_orient=tensor(pose[:3]), body_pose=tensor(pose[3:]),
+                       transl=tensor(translation))
 
     # ------------------------------------------------------------ one sequence
     def sequence_errors(self, sequence: str, person: int = 0, progress: Progress | None = None,
@@ -252,7 +258,7 @@ class Explorer:
                 raise ExplorerError(f"{sequence} has no frames with ground truth for person {person + 1}.")
             results: list[FrameResult] = []
             for first in range(0, len(samples), batch_size):
-                results += evaluate_samples(self.predictor, samples[first:first + batch_size], self.gt_body,
+                results += evaluate_samples(self.predictor, samples[first:first + batch_size], self.gt_bodies,
                                             batch_size=batch_size, progress=False)
                 if progress:
                     progress(len(results), len(samples))
@@ -281,7 +287,7 @@ class Explorer:
         starts = range(0, size - patch + 1, stride)
         corners = [None] + [(y, x) for y in starts for x in starts]  # None: unoccluded
         body = self.predictor.body_model
-        gt_joints = self.gt_body.eval_joints(self._gt_body(s).vertices)
+        gt_joints = self.gt_bodies.for_gender(s.gender).eval_joints(self._gt_body(s).vertices)
         errors = []
         for first in range(0, len(corners), batch_size):
             crops = np.stack([_occlude(crop, c, patch) for c in corners[first:first + batch_size]])

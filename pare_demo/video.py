@@ -1,5 +1,5 @@
 """A clip in, the clip with every tracked person's mesh drawn over it out, plus the
-per-frame results (.npz and .json).
+per-frame results (.npz and .json, naming the body model the betas are for).
 
     result = process_video(predictor, renderer, "clip.mp4", "out/")
     result.video_path, result.npz_path, result.json_path, result.message
@@ -233,7 +233,8 @@ def process_video(predictor, renderer, path, out_dir, smoothing: bool = True,
                      progress and (lambda i: progress(frame_count + i, 2 * frame_count)))
     timings["decode"] = video.decode_seconds  # both passes
     with _timed(timings, "save"):
-        npz_path, json_path = _save_rows(rows, video, smoothing, out_dir / f"{stem}_frames")
+        npz_path, json_path = _save_rows(rows, video, smoothing, predictor.body_model.label,
+                                         out_dir / f"{stem}_frames")
     timings["total"] = time.perf_counter() - started
 
     width, height = video.size
@@ -324,13 +325,14 @@ def _draw_and_encode(predictor, renderer, video: VideoReader, rows, video_path: 
         writer.release()
 
 
-def _save_rows(rows: dict[str, np.ndarray], video: VideoReader, smoothing: bool, base: Path):
-    """The per person-frame results as base.npz and base.json (pose as axis-angle)."""
+def _save_rows(rows: dict[str, np.ndarray], video: VideoReader, smoothing: bool, body_model: str, base: Path):
+    """The per person-frame results as base.npz and base.json (pose as axis-angle), with the
+    label of the body model they are for (the open model's betas are not SMPL's)."""
     width, height = video.size
     out = {k: rows[k] for k in ("frame", "track_id", "bbox", "betas", "cam_translation", "joints2d")}
     out["pose_axis_angle"] = rotmat_to_axis_angle(torch.from_numpy(rows["pose"])).reshape(-1, 72).numpy()
-    header = {"video": video.path.name, "fps": video.fps, "width": width, "height": height,
-              "smoothing": smoothing, "focal_length": float(rows["focal_length"][0]),
+    header = {"video": video.path.name, "body_model": body_model, "fps": video.fps, "width": width,
+              "height": height, "smoothing": smoothing, "focal_length": float(rows["focal_length"][0]),
               "principal_point": [width / 2, height / 2]}
     npz_path, json_path = base.with_suffix(".npz"), base.with_suffix(".json")
     np.savez_compressed(npz_path, **out, **{k: np.asarray(v) for k, v in header.items()})

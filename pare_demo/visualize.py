@@ -178,9 +178,12 @@ def export_obj(vertices: np.ndarray, faces: np.ndarray, path: str | Path) -> Pat
     return path
 
 
-def smpl_parameters(prediction) -> dict:
-    """Plain-data SMPL parameters of a Prediction (axis-angle pose, betas, cameras)."""
+def smpl_parameters(prediction, body_model: str) -> dict:
+    """Plain-data SMPL-format parameters of a Prediction (axis-angle pose, betas, cameras),
+    with the label of the body model they are for (BodyModel.label): the open model's
+    betas are not SMPL's, so a reader needs to know which model to pose them with."""
     return {
+        "body_model": body_model,
         "global_orient": prediction.pose_axis_angle[:3].tolist(),
         "body_pose": prediction.pose_axis_angle[3:].tolist(),
         "betas": prediction.betas.tolist(),
@@ -192,10 +195,10 @@ def smpl_parameters(prediction) -> dict:
     }
 
 
-def export_parameters(prediction, path: str | Path) -> Path:
-    """SMPL parameters as .json or .npz, by the file's suffix."""
+def export_parameters(prediction, body_model: str, path: str | Path) -> Path:
+    """smpl_parameters as .json or .npz, by the file's suffix."""
     path = Path(path)
-    params = smpl_parameters(prediction)
+    params = smpl_parameters(prediction, body_model)
     if path.suffix == ".npz":
         np.savez(path, **{k: np.asarray(v) for k, v in params.items()})
     else:

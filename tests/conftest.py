@@ -94,6 +94,34 @@ def malformed_checkpoints(small_checkpoint, tmp_path_factory):
     return [(folder / f"{name}.pt", reason) for name, (_, reason) in cases.items()]
 
 
+MALE_SCALE, FEMALE_SCALE = 1.1, 0.9  # gendered_smpl_dir's models against the open one
+FEMALE_FILE = "basicModel_f_lbs_10_207_0_v1.0.0.pkl"  # the SMPL v1.0.0 release's name
+
+
+@pytest.fixture
+def gendered_smpl_dir(tmp_path, monkeypatch):
+    """$PARE_SMPL_DIR naming a folder of stand-ins for SMPL's male and female models, made
+    from the open model's arrays with its template scaled (so which one posed a body shows
+    in its vertices): SMPL_MALE.npz (MALE_SCALE) and a plain pickle under the v1.0.0
+    release's female name (FEMALE_SCALE). No neutral SMPL; the repository's SMPL folder is
+    left out of the search."""
+    import numpy as np
+
+    from pare_demo import paths
+    from pare_demo.body.model import SMPL_KEYS
+
+    with np.load(paths.OPEN_BODY_MODEL_FILE) as data:
+        arrays = {k: data[k] for k in SMPL_KEYS}
+    folder = tmp_path / "smpl_gendered"
+    folder.mkdir()
+    np.savez(folder / "SMPL_MALE.npz", **{**arrays, "v_template": arrays["v_template"] * MALE_SCALE})
+    with open(folder / FEMALE_FILE, "wb") as f:
+        pickle.dump({**arrays, "v_template": arrays["v_template"] * FEMALE_SCALE}, f, protocol=2)
+    monkeypatch.setenv("PARE_SMPL_DIR", str(folder))
+    monkeypatch.setattr(paths, "SMPL_DIR", tmp_path / "no_smpl_here")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def renderer():
     """One headless GL renderer for the whole session, as the app keeps one."""

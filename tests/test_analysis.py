@@ -1,4 +1,5 @@
 """What the app computes per image, and the engine that switches models under it."""
+import json
 import re
 
 import numpy as np
@@ -36,6 +37,9 @@ def test_a_60_megapixel_photo_is_drawn_at_display_size(engine, tmp_path):
     small = analysis.small_image()
     assert analysis.part_heatmap(0, "head").shape == small.shape == analysis.part_map(0).shape
     assert set(analysis.files) == {"glb", "obj", "json"} and all(p.parent == tmp_path for p in analysis.files.values())
+    # The parameters name the body model their betas are for: the open model's are not SMPL's.
+    params = json.loads(analysis.files["json"].read_text())
+    assert [p["body_model"] for p in params] == ["open"] and params[0]["betas"] == pytest.approx(person.betas.tolist())
 
 
 def test_engine_keeps_its_model_when_a_switch_fails(engine, tmp_path):

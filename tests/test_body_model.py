@@ -311,3 +311,29 @@ def test_state_saved_with_the_full_zero_pose_blend_shapes_still_loads(open_model
     state["posedirs"][0, 0] = 1.0  # real pose blend shapes are not thrown away silently
     with pytest.raises(RuntimeError, match="posedirs"):
         fresh.load_state_dict(state)
+
+
+def test_smpl_s_gendered_models_are_found_where_the_neutral_one_is_looked_for(gendered_smpl_dir, monkeypatch,
+                                                                              open_model, rest):
+    from conftest import FEMALE_FILE, FEMALE_SCALE, MALE_SCALE
+
+    from pare_demo.body.model import find_gendered_smpl_files, load_gendered_models
+
+    male, female = gendered_smpl_dir / "SMPL_MALE.npz", gendered_smpl_dir / FEMALE_FILE
+    assert find_gendered_smpl_files() == {"male": male, "female": female}
+    models = load_gendered_models()
+    assert {g: m.label for g, m in models.items()} == {"male": "SMPL_MALE.npz", "female": FEMALE_FILE}
+    assert open_model.label == "open"
+    with torch.no_grad():  # at rest, each is its own file's template: the open model's, scaled
+        for gender, scale in (("male", MALE_SCALE), ("female", FEMALE_SCALE)):
+            torch.testing.assert_close(models[gender](betas=torch.zeros(1, 10)).vertices, scale * rest.vertices,
+                                       rtol=0, atol=1e-5)
+    # $PARE_SMPL_DIR naming the neutral model's file: its folder is searched.
+    neutral = gendered_smpl_dir / "SMPL_NEUTRAL.npz"
+    neutral.write_bytes(paths.OPEN_BODY_MODEL_FILE.read_bytes())
+    monkeypatch.setenv("PARE_SMPL_DIR", str(neutral))
+    assert find_gendered_smpl_files() == {"male": male, "female": female}
+    female.unlink()
+    assert list(load_gendered_models()) == ["male"]
+    monkeypatch.setenv("PARE_SMPL_DIR", str(gendered_smpl_dir / "elsewhere"))
+    assert find_gendered_smpl_files() == {} and load_gendered_models() == {}

@@ -199,3 +199,45 @@ def test_symlinks_out_of_the_dataset_are_refused(predictor, root, tmp_path):
     alias = tmp_path / "alias"
     alias.symlink_to(root, target_is_directory=True)
     assert Explorer(predictor, None, alias).sample(SEQ, 0).image_path.is_file()
+
+
+def test_men_and_women_are_posed_with_smpl_s_gendered_models(explorer, predictor, root, gendered_smpl_dir,
+                                                              tmp_path):
+    """Where SMPL's male and female files are found, the ground truth of men and women is
+    posed with them (and drawn with their faces), the rest with the neutral model; the
+    text says which posed each person."""
+    from conftest import FEMALE_FILE
+
+    from pare_demo.body import load_body_model
+    from pare_demo.data.pw3d import camera_frame_pose
+
+    copy = tmp_path / "gendered"
+    shutil.copytree(root, copy)
+    for name, genders in ((TWO_PEOPLE, ["m", "f"]), (SEQ, ["n"])):
+        path = copy / "sequenceFiles" / "test" / f"{name}.pkl"
+        path.write_bytes(pickle.dumps({**read_sequence_file(path), "genders": genders}, protocol=2))
+    gendered = Explorer(predictor, explorer.renderer, copy)
+    assert gendered.gt_bodies.names() == {"male": "SMPL_MALE.npz", "female": FEMALE_FILE, "neutral": "open"}
+
+    posers = {"male": load_body_model(gendered_smpl_dir / "SMPL_MALE.npz"),
+              "female": load_body_model(gendered_smpl_dir / FEMALE_FILE), "neutral": predictor.body_model}
+    for sequence, person, gender, label in ((TWO_PEOPLE, 0, "male", "SMPL_MALE.npz"),
+                                            (TWO_PEOPLE, 1, "female", FEMALE_FILE), (SEQ, 0, "neutral", "open")):
+        view = gendered.frame_view(sequence, 2, person)
+        s = view.sample
+        pose = torch.tensor(camera_frame_pose(s)[None], dtype=torch.float32)
+        with torch.no_grad():
+            expected = posers[gender](betas=torch.tensor(s.betas[None], dtype=torch.float32),
+                                      global_orient=pose[:, :3], body_pose=pose[:, 3:]).vertices[0].numpy()
+        assert s.gender == gender and np.abs(view.result.gt_vertices - expected).max() < 1e-5
+        assert f"ground truth posed with {label}, {gender}" in view.metrics_text()
+        plain = explorer.frame_view(sequence, 2, person)  # the same frame, all posed with the open model
+        assert "ground truth posed with open, neutral" in plain.metrics_text()
+        changed = np.abs(view.result.gt_vertices - plain.result.gt_vertices).max() > 0.02
+        assert changed == (gender != "neutral"), gender
+
+    # The whole sequence's errors use the same models as its frames.
+    errors = gendered.sequence_errors(TWO_PEOPLE, 1)
+    frame = gendered.frame_view(TWO_PEOPLE, 2, 1).result
+    assert errors.pa_mpjpe[list(errors.frames).index(2)] == pytest.approx(frame.pa_mpjpe, abs=1e-3)
+    assert not np.allclose(errors.mpjpe, explorer.sequence_errors(TWO_PEOPLE, 1).mpjpe, atol=1)

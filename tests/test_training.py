@@ -250,7 +250,7 @@ def test_top_k_and_resume(synthetic, tmp_path):
     assert meta["step"] == torch.load(best, weights_only=True)["global_step"]
     measured = json.loads(results.read_text())
     assert meta["test"] == {k: measured[k] for k in ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split",
-                                                     "flip_test")}
+                                                     "flip_test", "fit", "ground_truth_body_models")}
     summary = training_summary(meta)
     assert f"PA-MPJPE {measured['pa_mpjpe']:.1f}" in summary and f"{synthetic.name} (validation)" in summary
     assert measured["flip_test"] is True and "with the flip test" in summary
@@ -393,6 +393,63 @@ def test_evaluation_of_a_known_perturbation(synthetic, small_checkpoint, body_mo
         moved = np.linalg.norm(r.pred_eval_joints - r.gt_eval_joints, axis=1) * 1000
         assert moved[left_arm[0]] > 100 and np.delete(moved, left_arm).max() < 1.0
         assert abs(r.mpjpe - moved.mean()) < 1e-2
+
+
+def test_3dpw_ground_truth_is_posed_with_smpl_s_gendered_models(small_checkpoint, gendered_smpl_dir, tmp_path):
+    """As SPIN, VIBE and PARE score 3DPW: men's and women's ground truth posed with SMPL's male
+    and female models where their files are found, everyone else's with the network's own;
+    the JSON says which. --gt-body-model still poses everyone with the one model."""
+    from conftest import FEMALE_FILE
+
+    from pare_demo.evaluation import GroundTruthBodies, score_frames
+    from training import evaluate
+
+    root = tmp_path / "pw3d"
+    synth.generate(root, sequences=3, frames=2, seed=7, size=96, split="test")
+    for path, gender in zip(sorted((root / "sequenceFiles" / "test").glob("*.pkl")), "mfn"):
+        seq = pickle.loads(path.read_bytes())
+        path.write_bytes(pickle.dumps({**seq, "genders": [gender] * len(seq["poses"])}, protocol=2))
+    samples = read_pw3d(root, "test")
+    assert {s.gender for s in samples} == {"male", "female", "neutral"}
+
+    predictor = Predictor(small_checkpoint, device="cpu", flip_test=False, fit=False)
+    open_model = predictor.body_model
+    gt_bodies = GroundTruthBodies.protocol(open_model)
+    names = {"male": "SMPL_MALE.npz", "female": FEMALE_FILE, "neutral": "open"}
+    assert gt_bodies.names() == names
+    posers = {"male": load_body_model(gendered_smpl_dir / "SMPL_MALE.npz"),
+              "female": load_body_model(gendered_smpl_dir / FEMALE_FILE), "neutral": open_model}
+
+    def posed(model, s):
+        pose = torch.tensor(camera_frame_pose(s)[None], dtype=torch.float32)
+        with torch.no_grad():
+            return model(betas=torch.tensor(s.betas[None, :10], dtype=torch.float32),
+                         global_orient=pose[:, :3], body_pose=pose[:, 3:]).vertices
+
+    # A 'prediction' that is the ground truth posed with the open model: only the neutral
+    # person is predicted exactly.
+    with_open = torch.cat([posed(open_model, s) for s in samples])
+    for i, (s, r) in enumerate(zip(samples, score_frames(samples, with_open, open_model, gt_bodies))):
+        expected = posed(posers[s.gender], s)[0].numpy()
+        assert np.abs(r.gt_vertices - expected).max() < 1e-5, s.gender
+        assert r.gt_body_model == names[s.gender]
+        if s.gender == "neutral":
+            assert r.mpjpe < 1e-3
+        else:  # the male and female stand-ins are 10% larger and smaller: visibly not the open model
+            assert np.abs(expected - with_open[i].numpy()).max() > 0.02 and r.mpjpe > 5
+
+    report, override = tmp_path / "eval.json", tmp_path / "eval_open.json"
+    switches = ["--checkpoint", str(small_checkpoint), "--dataset-root", str(root), "--device", "cpu",
+                "--no-flip-test", "--no-fit"]
+    assert evaluate.main(switches + ["--json", str(report)]) == 0
+    assert evaluate.main(switches + ["--json", str(override), "--gt-body-model", "open"]) == 0
+    report, override = json.loads(report.read_text()), json.loads(override.read_text())
+    assert report["ground_truth_body_models"] == names
+    assert override["ground_truth_body_models"] == {"male": "open", "female": "open", "neutral": "open"}
+    expected = summarize(evaluate_samples(predictor, samples, gt_bodies, progress=False))
+    assert report["mpjpe"] == pytest.approx(expected["mpjpe"], abs=1e-3)
+    assert report["pa_mpjpe"] == pytest.approx(expected["pa_mpjpe"], abs=1e-3)
+    assert abs(report["mpjpe"] - override["mpjpe"]) > 1
 
 
 def test_backbone_comparison_trains_evaluates_and_times_each(synthetic, tmp_path):

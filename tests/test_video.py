@@ -167,6 +167,8 @@ def test_video_pipeline_tracks_people_and_writes_clip_and_results(predictor, ren
     assert npz["pose_axis_angle"].shape == (9, 72) and npz["joints2d"].shape == (9, 24, 2)
     assert npz["betas"].shape == (9, 10) and npz["cam_translation"].shape == (9, 3)
     assert npz["bbox"].shape == (9, 4) and np.array_equal(npz["track_id"], [r["track_id"] for r in rows])
+    # Both name the body model the betas are for (the open model's are not SMPL's).
+    assert json.loads(result.json_path.read_text())["body_model"] == "open" and str(npz["body_model"]) == "open"
     red = npz["bbox"][npz["track_id"] == 0]
     assert np.all(np.diff(red[:, 0]) > 0)  # id 0 is the figure walking right
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from training.train import best_checkpoint, export_best, load_config, model_config
 
-TEST_KEYS = ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split", "flip_test", "fit")
+TEST_KEYS = ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split", "flip_test", "fit",
+             "ground_truth_body_models")
 PHOTO_PCK = re.compile(r"pck(\d+(?:\.\d+)?)\.ckpt$")
 
 

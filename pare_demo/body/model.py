@@ -23,6 +23,14 @@ from pare_demo.body.smpl_pickle import read_smpl_pickle
 SMPL_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
 SMPL_FILE_NAMES = ("SMPL_NEUTRAL.npz", "SMPL_NEUTRAL.pkl", "basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl",
                    "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl")
+# SMPL's male and female models, looked for in the same folders: 3DPW's ground truth is
+# posed with them (load_gendered_models).
+SMPL_GENDERED_FILE_NAMES = {
+    "male": ("SMPL_MALE.npz", "SMPL_MALE.pkl", "basicmodel_m_lbs_10_207_0_v1.1.0.pkl",
+             "basicModel_m_lbs_10_207_0_v1.0.0.pkl"),
+    "female": ("SMPL_FEMALE.npz", "SMPL_FEMALE.pkl", "basicmodel_f_lbs_10_207_0_v1.1.0.pkl",
+               "basicModel_f_lbs_10_207_0_v1.0.0.pkl"),
+}
 H36M_REGRESSOR_FILE = "J_regressor_h36m.npy"
 SMPL_HELP = ("Register at https://smpl.is.tue.mpg.de, download the neutral SMPL model "
              f"and put SMPL_NEUTRAL.pkl in {paths.SMPL_DIR} or in the folder named by "
@@ -66,6 +74,12 @@ class BodyModel(smplx.SMPL):
         if stored is not None and stored.shape != self.posedirs.shape and not stored.any():
             state_dict[key] = stored[:, :self.posedirs.shape[1]]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def label(self) -> str:
+        """How downloads and reports name this model: "open" for the open model (its betas are
+        not SMPL's), else its file's name (SMPL_NEUTRAL.pkl, SMPL_MALE.pkl, ...)."""
+        return "open" if self.model_name == "open" else self.source.name
 
     def eval_joints(self, vertices: torch.Tensor) -> torch.Tensor:
         """(B, V, 3) -> (B, 14, 3) LSP-14 joints for the 3DPW metrics."""
@@ -124,22 +138,47 @@ def _converted_pickle(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def find_smpl_file() -> Path:
-    """The user's SMPL neutral model: $PARE_SMPL_DIR (a folder or a file), then assets/body_models/smpl/."""
-    folders = []
+def smpl_folders() -> list[Path]:
+    """Where SMPL files are looked for: $PARE_SMPL_DIR (a folder, or the folder of the file it
+    names), then assets/body_models/smpl/."""
     env = os.environ.get(paths.SMPL_DIR_ENV)
-    if env:
-        if Path(env).is_file():
-            return Path(env)
-        folders.append(Path(env))
-    folders.append(paths.SMPL_DIR)
-    for folder in folders:
-        for name in SMPL_FILE_NAMES:
+    folders = [Path(env).parent if Path(env).is_file() else Path(env)] if env else []
+    return folders + [paths.SMPL_DIR]
+
+
+def _first_file(names: tuple[str, ...]) -> Path | None:
+    for folder in smpl_folders():
+        for name in names:
             if (folder / name).is_file():
                 return folder / name
-    looked = ", ".join(str(f) for f in folders)
-    raise BodyModelError(f"No SMPL model found (looked for {' / '.join(SMPL_FILE_NAMES)} in {looked}). "
-                         + SMPL_HELP)
+    return None
+
+
+def find_smpl_file() -> Path:
+    """The user's SMPL neutral model: $PARE_SMPL_DIR (a folder or a file), then assets/body_models/smpl/."""
+    env = os.environ.get(paths.SMPL_DIR_ENV)
+    if env and Path(env).is_file():
+        return Path(env)
+    found = _first_file(SMPL_FILE_NAMES)
+    if found is None:
+        looked = ", ".join(str(f) for f in smpl_folders())
+        raise BodyModelError(f"No SMPL model found (looked for {' / '.join(SMPL_FILE_NAMES)} in {looked}). "
+                             + SMPL_HELP)
+    return found
+
+
+def find_gendered_smpl_files() -> dict[str, Path]:
+    """Gender ("male", "female") -> the file of SMPL's model of that gender, for those found
+    where the neutral one is looked for (smpl_folders)."""
+    found = {gender: _first_file(names) for gender, names in SMPL_GENDERED_FILE_NAMES.items()}
+    return {gender: path for gender, path in found.items() if path is not None}
+
+
+def load_gendered_models(device: str | torch.device = "cpu") -> dict[str, BodyModel]:
+    """SMPL's male and female models, those whose files are found ({} when neither is): what
+    the 3DPW protocol poses men's and women's ground truth with. A file that is found but
+    unreadable raises BodyModelError."""
+    return {gender: load_body_model(path, device=device) for gender, path in find_gendered_smpl_files().items()}
 
 
 def _smpl_extras(arrays: dict[str, np.ndarray], source: Path):
