@@ -137,6 +137,35 @@ def test_image_tab_analyses_a_photo_and_recovers_from_a_bad_file(page, tmp_path)
     page.get_by_text("person(s) on CPU").wait_for(timeout=90000)
 
 
+def test_16_bit_and_transparent_photos_reach_our_reader_whole(page, tmp_path):
+    """Gradio used to decode uploads itself: a 16-bit PNG arrived clipped to 8 bits (mostly
+    white) and RGBA was flattened its way. The page passes the file through now, so
+    pare_demo.images scales 16 bits and puts transparency on white."""
+    astronaut = np.asarray(Image.open(ROOT / "assets" / "examples" / "astronaut.jpg").convert("L"))
+    deep = tmp_path / "deep.png"
+    Image.fromarray(astronaut.astype(np.uint16) * 257).save(deep)  # the same picture in 16 bits
+    upload(page, deep)
+    page.get_by_role("button", name="Analyse").click()
+    page.get_by_text("person(s) on CPU").wait_for(timeout=90000)
+    shown = image_pixels(page, "2D keypoints").astype(int)
+    assert shown.shape[:2] == astronaut.shape
+    assert (shown.min(2) > 250).mean() < 0.2  # clipped to 8 bits, 86 % of it was white
+    assert np.median(np.abs(shown.mean(2) - astronaut)) < 8
+
+    rgba = np.dstack([np.asarray(Image.open(ROOT / "assets" / "examples" / "astronaut.jpg").convert("RGB")),
+                      np.full(astronaut.shape, 255, np.uint8)])
+    rgba[:, :100, 3] = 0  # a transparent band on the left
+    see_through = tmp_path / "see_through.png"
+    Image.fromarray(rgba).save(see_through)
+    page.reload()
+    page.get_by_role("button", name="Analyse").wait_for(timeout=60000)
+    upload(page, see_through)
+    page.get_by_role("button", name="Analyse").click()
+    page.get_by_text("person(s) on CPU").wait_for(timeout=90000)
+    shown = image_pixels(page, "2D keypoints").astype(int)
+    assert (shown[:, 5:90].min(2) > 240).mean() > 0.95  # the transparent band, on white
+
+
 def test_body_model_and_model_tabs(page):
     page.get_by_role("tab", name="Body model").click()
     plot = block(page, "Front and side").locator("img")
@@ -169,6 +198,11 @@ def test_body_model_and_model_tabs(page):
     for state in ("off", "on"):
         flip_test.click()
         page.get_by_text(f"flip test {state},").first.wait_for(timeout=10000)
+    fit = page.get_by_label("Fit to attention", exact=False)
+    assert fit.is_checked()
+    for state in ("off", "on"):
+        fit.click()
+        page.get_by_text(f"fit to attention {state},").first.wait_for(timeout=10000)
 
 
 def test_only_gradio_outputs_are_served(app_url):
