@@ -96,3 +96,10 @@ def perspective_projection(
     c = torch.as_tensor(principal_point, dtype=points.dtype, device=points.device)
     c = c.reshape(-1, 1, 2)
     return f * points[..., :2] / points[..., 2:3] + c
+
+
+def project_to_crop(joints: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
+    """(B, J, 3) joints seen by the crop camera (weak perspective s, tx, ty) -> (B, J, 2) in
+    crop units of [-1, 1]: what the 2D loss and the fit to attention compare."""
+    translation = weak_perspective_to_translation(cam)
+    return perspective_projection(joints, translation, CROP_FOCAL_LENGTH, (0.0, 0.0)) / (CROP_SIZE / 2)

@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from pare_demo.body import load_body_model
-from pare_demo.fitting import (FitSettings, attention_keypoints, fit_to_attention, posed_joints, project_to_crop,
-                               rest_joints)
-from pare_demo.geometry import axis_angle_to_rotmat
+from pare_demo.fitting import FitSettings, attention_keypoints, fit_to_attention, posed_joints, rest_joints
+from pare_demo.geometry import axis_angle_to_rotmat, project_to_crop
 from pare_demo.models.head import cell_centres
 
 

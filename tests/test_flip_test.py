@@ -13,7 +13,7 @@ from pare_demo.images import load_image
 from pare_demo.paths import SAMPLE_PW3D_DIR
 from pare_demo.predictor import Predictor
 from training.diagnose import rotation_angles
-from training.losses import project_to_crop
+from pare_demo.geometry import project_to_crop
 
 
 def body_joints(body, rotations, betas):

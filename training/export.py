@@ -13,25 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
-from training.train import best_checkpoint, export_best, load_config, model_config
+from training.train import PHOTO_SCORE, best_checkpoint, export_best, load_config, model_config
 
 TEST_KEYS = ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split", "flip_test", "fit",
              "ground_truth_body_models")
-PHOTO_PCK = re.compile(r"pck(\d+(?:\.\d+)?)\.ckpt$")
 
-
-def best_photo_checkpoint(run_dir: Path) -> tuple[Path, float]:
-    """The kept checkpoint with the highest real-photo PCK (photo-*-pck0.xyz.ckpt)."""
-    scored = [(float(m.group(1)), p) for p in run_dir.glob("phase*/checkpoints/photo-*.ckpt")
-              if (m := PHOTO_PCK.search(p.name))]
-    if not scored:
-        raise SystemExit(f"no photo-scored checkpoints under {run_dir}: train with data.photos set")
-    score, path = max(scored)
-    return path, score
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config, args.overrides)
     run_dir = Path(config["train"]["run_dir"]).expanduser()
     if args.select == "photo_pck":
-        path, score = best_photo_checkpoint(run_dir)
+        path, score = best_checkpoint(run_dir, score=PHOTO_SCORE, lowest=False)
         metrics, what = {"val_photo_pck": score}, f"dev-photo PCK@0.1 {score:.3f}"
     else:
         path, score = best_checkpoint(run_dir)

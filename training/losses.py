@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pare_demo.geometry import CROP_FOCAL_LENGTH, CROP_SIZE, perspective_projection, weak_perspective_to_translation
+from pare_demo.geometry import project_to_crop
 from pare_demo.models.head import attention_centres, cell_centres
 
 
@@ -22,13 +22,6 @@ class LossWeights:
     betas: float = 0.001
     part_attention: float = 0.0  # the study: no part supervision
     part_centres: float = 0.0    # L1 from each part map's centre to its joint (integral regression)
-
-
-def project_to_crop(joints: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
-    """(B, J, 3) joints seen by the crop camera -> (B, J, 2) in crop units of [-1, 1]."""
-    translation = weak_perspective_to_translation(cam)
-    uv = perspective_projection(joints, translation, CROP_FOCAL_LENGTH, (0.0, 0.0))
-    return uv / (CROP_SIZE / 2)
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -121,17 +121,19 @@ class EpochSeed(L.Callback):
 
 # ---------------------------------------------------------------- run
 SCORE = re.compile(r"pa_mpjpe(\d+(?:\.\d+)?)\.ckpt$")
+PHOTO_SCORE = re.compile(r"^photo-.*pck(\d+(?:\.\d+)?)\.ckpt$")  # kept by data.photos, higher is better
 
 
-def best_checkpoint(run_dir: Path, phases: str = "phase*") -> tuple[Path, float]:
-    """The kept Lightning checkpoint with the lowest validation PA-MPJPE (it is in the file
-    name), so an interrupted run that never reached its end still has a best."""
+def best_checkpoint(run_dir: Path, phases: str = "phase*", score=SCORE, lowest: bool = True) -> tuple[Path, float]:
+    """The kept Lightning checkpoint with the best score in its file name (by default the
+    lowest validation PA-MPJPE), so an interrupted run that never reached its end still has
+    a best."""
     scored = [(float(m.group(1)), p) for p in run_dir.glob(f"{phases}/checkpoints/*.ckpt")
-              if (m := SCORE.search(p.name))]
+              if (m := score.search(p.name))]
     if not scored:
         raise SystemExit(f"no scored checkpoints under {run_dir}/{phases}/checkpoints")
-    score, path = min(scored)
-    return path, score
+    value, path = min(scored) if lowest else max(scored)
+    return path, value
 
 
 def export_best(run_dir: Path, checkpoint_path: str | Path, model_cfg: dict, metrics: dict,
