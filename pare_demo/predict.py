@@ -63,12 +63,16 @@ def write_pictures(analysis, stem: Path) -> None:
     shutil.copyfile(analysis.files["glb"], f"{stem}_mesh.glb")
 
 
-def add_prediction_switches(parser: argparse.ArgumentParser) -> None:
-    """--no-flip-test and --no-fit, for every command that runs the Predictor."""
+def add_prediction_switches(parser: argparse.ArgumentParser, refine: bool = True) -> None:
+    """--no-flip-test and --no-fit, for every command that runs the Predictor, and
+    --no-refine for those that crop people found in photos (refine=True)."""
     parser.add_argument("--no-flip-test", dest="flip_test", action="store_false",
                         help="the network on each crop alone, without averaging in its mirror image")
     parser.add_argument("--no-fit", dest="fit", action="store_false",
                         help="the network's own pose and camera, not fitted to its attention keypoints")
+    if refine:
+        parser.add_argument("--no-refine", dest="refine", action="store_false",
+                            help="crop around the detector's (or your) box, not where BlazePose's landmarks put the body")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         predictor = Predictor(args.checkpoint, body_model=args.body_model, device=args.device,
-                              flip_test=args.flip_test, fit=args.fit)
+                              flip_test=args.flip_test, fit=args.fit, refine=args.refine)
     except (CheckpointError, BodyModelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

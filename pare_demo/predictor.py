@@ -16,7 +16,8 @@ import torch
 from pare_demo import paths
 from pare_demo.body import load_body_model
 from pare_demo.checkpoints import load_checkpoint
-from pare_demo.crop import Crop, crop_image, crop_map_to_image, make_crop, square_around
+from pare_demo.blazepose.landmarks import roi_from_landmarks
+from pare_demo.crop import Crop, crop_image, crop_map_to_image, crop_to_image_points, make_crop, square_around
 from pare_demo.detect import Detection, PersonDetector
 from pare_demo.fitting import VIDEO_FIT, FitSettings, fit_to_attention
 from pare_demo.flip_test import average_with_mirror
@@ -62,6 +63,22 @@ class Prediction:
         return maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-12)
 
 
+MIN_PRESENCE = 0.5  # mean landmark presence below which a crop is not refined
+
+
+def refined_crop(crop: Crop, landmarks: np.ndarray) -> Crop:
+    """The square BlazePose's landmark network would look at next, from the (K, 4)
+    landmarks (x, y in crop units, visibility, presence) it found in `crop`: MediaPipe's
+    landmarks-to-region step, unrotated. The same crop where the landmarks are not trusted."""
+    if landmarks[:, 3].mean() < MIN_PRESENCE:
+        return crop
+    points = crop_to_image_points((landmarks[:, :2] + 1) / 2 * crop.out_size - 0.5, crop)
+    centre, side = roi_from_landmarks(points)
+    if not (crop.size / 3 <= side <= crop.size * 3):  # a wild guess: keep the detector's square
+        return crop
+    return make_crop(centre, side, crop.out_size)
+
+
 def pick_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -86,14 +103,18 @@ def default_backend(device: torch.device) -> str:
 class Predictor:
     def __init__(self, checkpoint: str | Path | None = None, body_model: str | None = None,
                  device: str | torch.device = "auto", backend: str = "auto",
-                 detector: PersonDetector | None = None, flip_test: bool = True, fit: bool = True):
+                 detector: PersonDetector | None = None, flip_test: bool = True, fit: bool = True,
+                 refine: bool = True):
         """checkpoint=None: the bundled weights. body_model=None: the one the checkpoint was
         trained with ("open" or "smpl"). backend: "torch" (eager fp32, the reference),
         "optimized" (pare_demo.optimize; fp16 autocast on CUDA), "onnx" (ONNX Runtime) or
         "auto" (the fastest here, see default_backend). flip_test: average each crop's
         prediction with its mirror image's (pare_demo.flip_test; twice the network time).
         fit: move each body's projected joints onto its part-attention keypoints
-        (pare_demo.fitting: camera and small joint rotations; about 150 ms a photo here)."""
+        (pare_demo.fitting: camera and small joint rotations; about 150 ms a photo here).
+        refine: with a backbone that regresses landmarks (blazepose), crop each person a
+        second time where those landmarks put the body (refined_crop); photos only, not
+        video frames."""
         self.device = pick_device(device)
         self.checkpoint_path = Path(checkpoint) if checkpoint else paths.BUNDLED_CHECKPOINT
         ckpt = load_checkpoint(self.checkpoint_path)
@@ -105,6 +126,7 @@ class Predictor:
         self.detector = detector or PersonDetector(blazepose_tiles=True)
         self.flip_test = flip_test
         self.fit = fit
+        self.refine = refine
         self.backend = default_backend(self.device) if backend == "auto" else backend
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)} or 'auto', not {backend!r}")
@@ -127,6 +149,7 @@ class Predictor:
         return (f"{self.config.backbone} PARE from {self.checkpoint_path.name}, body model "
                 f"{self.body_model.model_name}, {self.device.type.upper()}, {self.backend}, "
                 f"flip test {'on' if self.flip_test else 'off'}, fit to attention {'on' if self.fit else 'off'}, "
+                f"crops refined {'on' if self.refine else 'off'}, "
                 f"detector {self.detector.name}")
 
     def normalise(self, crops: np.ndarray) -> torch.Tensor:
@@ -203,6 +226,13 @@ class Predictor:
             crops.append(crop_image(work, crops_full[-1].scaled(scale)))
         batch = self.normalise(np.stack(crops))
         lap("crop")
+        if self.refine and not video_frame:
+            with torch.inference_mode():
+                landmarks = self.model.backbone.landmarks(batch)
+            if landmarks is not None:
+                crops_full = [refined_crop(c, lm) for c, lm in zip(crops_full, landmarks.cpu().numpy())]
+                batch = self.normalise(np.stack([crop_image(work, c.scaled(scale)) for c in crops_full]))
+            lap("refine")
 
         net = self.run_network(batch, fit=False)
         lap("network")

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
                              "instead of SMPL's gendered models")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path, default=None)
-    add_prediction_switches(parser)
+    add_prediction_switches(parser, refine=False)  # crops come from the ground truth's boxes
     args = parser.parse_args(argv)
     try:
         predictor = Predictor(args.checkpoint, device=args.device, flip_test=args.flip_test, fit=args.fit)

@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on real photos with COCO keypoint annotations.
 
     python -m training.evaluate_photos --annotations PATH [--checkpoint C] [--out results.json]
-        [--no-flip-test]
+        [--no-flip-test] [--no-fit] [--no-refine]
 
 Prints people found, PCK of the projected joints (with the detector and with the annotated
 boxes), PCK of the part-attention peaks and, where the file has keypoints_3d, MPJPE and
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         missing = [str(image.path) for image in dataset if image.people and not image.path.is_file()]
         if missing:
             raise FileNotFoundError(f"{len(missing)} annotated images not found, first: {missing[0]}")
-        predictor = Predictor(args.checkpoint, device=args.device, flip_test=args.flip_test, fit=args.fit)
+        predictor = Predictor(args.checkpoint, device=args.device, flip_test=args.flip_test, fit=args.fit,
+                              refine=args.refine)
         results = evaluate_photos(predictor, dataset, progress=lambda images: tqdm(images, unit="image"))
     except (CheckpointError, BodyModelError, FileNotFoundError, ImageError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

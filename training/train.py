@@ -164,6 +164,8 @@ def init_weights(module, path: Path) -> None:
         missing, unexpected = module.model.load_state_dict(checkpoint["state_dict"], strict=False)
     except (CheckpointError, OSError, RuntimeError) as error:
         raise SystemExit(f"--init {path}: {error}") from None
+    # Weights the backbone brings itself (pare_demo.models.backbones.Backbone.builtin_keys).
+    missing = [k for k in missing if k.removeprefix("backbone.") not in module.model.backbone.builtin_keys]
     added = [k for k in missing if k.startswith(ADDED_BRANCHES)]
     if unexpected or len(added) < len(missing):
         raise SystemExit(f"--init {path}: the checkpoint does not fit the config's network: "

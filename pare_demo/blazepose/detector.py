@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pare_demo.blazepose.landmarks import ROI_SCALE
 from pare_demo.detect import Detection
 
 INPUT_SIZE = 224
@@ -60,7 +61,6 @@ SAME_BODY_DISTANCE = 0.5
 # RectTransformationCalculator scales the square by 1.25.
 HIP, BODY_EXTENT = 0, 1
 ROI_TARGET_ANGLE = math.pi / 2   # a person standing upright: rotation 0
-ROI_SCALE = 1.25
 
 
 def ssd_anchors(input_size: int = INPUT_SIZE, strides=ANCHOR_STRIDES,

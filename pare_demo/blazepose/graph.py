@@ -170,10 +170,22 @@ def fold_pads(graph: dict) -> dict:
     return {**graph, "ops": kept}
 
 
+def needed_ops(graph: dict, output_ids: Iterable[int]) -> list[dict]:
+    """The ops of a graph description that the tensors output_ids depend on, in graph order."""
+    needed = set(output_ids)
+    kept = []
+    for spec in reversed(graph["ops"]):
+        if spec["output"] in needed:
+            kept.append(spec)
+            needed.update(spec["inputs"])
+    return kept[::-1]
+
+
 class GraphNetwork(nn.Module):
     """The ops of a graph description that the named outputs need, in graph order.
 
-    forward(image NCHW) -> {output name: tensor}; 4-D outputs are NCHW."""
+    forward(image NCHW[, outputs]) -> {output name: tensor}, for all its outputs or the
+    ones named (only their ops run); 4-D outputs are NCHW."""
 
     def __init__(self, graph: dict, outputs: Iterable[str] | None = None):
         super().__init__()
@@ -182,16 +194,14 @@ class GraphNetwork(nn.Module):
         names = list(outputs) if outputs is not None else list(graph["outputs"])
         self.output_ids = {name: graph["outputs"][name] for name in names}
         graph = fold_pads(graph)
-        needed = set(self.output_ids.values())
-        kept = []
-        for spec in reversed(graph["ops"]):  # only what the outputs depend on
-            if spec["output"] in needed:
-                kept.append(spec)
-                needed.update(spec["inputs"])
         # Named by their index in the whole graph, so a pruned network loads the same weights.
         shapes = graph["shapes"]
-        kept = [dict(spec, input_size=shapes[str(spec["inputs"][0])][1:3]) for spec in reversed(kept)]
+        kept = [dict(spec, input_size=shapes[str(spec["inputs"][0])][1:3])
+                for spec in needed_ops(graph, self.output_ids.values())]
+        self._ops_of_output = {name: {spec["index"] for spec in needed_ops(graph, [t])}
+                               for name, t in self.output_ids.items()}
         self.ops = nn.ModuleDict((f"op{spec['index']}", OP_MODULES[spec["op"]](spec)) for spec in kept)
+        self._op_indices = [spec["index"] for spec in kept]
         # Each tensor is dropped after its last reader, to keep memory low.
         last_use: dict[int, int] = {}
         for i, op in enumerate(self.ops.values()):
@@ -200,13 +210,24 @@ class GraphNetwork(nn.Module):
         self._free_after = [[t for t in set(op.inputs) if last_use[t] == i and t not in self.output_ids.values()]
                             for i, op in enumerate(self.ops.values())]
 
-    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def keys_only_for(self, names: Iterable[str]) -> set[str]:
+        """State-dict keys of the ops that only the named outputs need."""
+        names = set(names)
+        own = set().union(*(self._ops_of_output[n] for n in names))
+        shared = set().union(*(ops for n, ops in self._ops_of_output.items() if n not in names))
+        prefixes = tuple(f"ops.op{i}." for i in own - shared)
+        return {k for k in self.state_dict() if k.startswith(prefixes)}
+
+    def forward(self, image: torch.Tensor, outputs: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+        names = list(self.output_ids) if outputs is None else list(outputs)
+        wanted = set().union(*(self._ops_of_output[name] for name in names))
         tensors = {self.input_id: image}
-        for op, free in zip(self.ops.values(), self._free_after):
-            tensors[op.output] = op(*(tensors[t] for t in op.inputs))
+        for index, op, free in zip(self._op_indices, self.ops.values(), self._free_after):
+            if index in wanted:
+                tensors[op.output] = op(*(tensors[t] for t in op.inputs))
             for t in free:
-                del tensors[t]
-        return {name: tensors[t] for name, t in self.output_ids.items()}
+                tensors.pop(t, None)
+        return {name: tensors[self.output_ids[name]] for name in names}
 
 
 def load_graph(path, outputs: Iterable[str] | None = None, dtype=torch.float32) -> GraphNetwork:

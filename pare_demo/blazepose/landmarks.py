@@ -63,3 +63,17 @@ def smpl_from_landmarks_matrix() -> np.ndarray:
         for name, weight in SMPL_FROM_LANDMARKS[joint].items():
             matrix[j, BLAZEPOSE_LANDMARK_NAMES.index(name)] = weight
     return matrix
+
+
+# MediaPipe's region of interest, from the detector's keypoints or from landmarks: centred
+# on the hip centre (landmark 33), side 2 x ROI_SCALE x its distance to the body-scale
+# point (34) (RectTransformationCalculator's scale).
+ROI_CENTRE, ROI_SCALE_POINT = 33, 34
+ROI_SCALE = 1.25
+
+
+def roi_from_landmarks(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """(39, 2) landmarks in image pixels -> centre (2,) and side of the square the landmark
+    network would look at next (unrotated)."""
+    centre = np.asarray(points[ROI_CENTRE], dtype=np.float64)
+    return centre, 2.0 * ROI_SCALE * float(np.linalg.norm(points[ROI_SCALE_POINT] - centre))

@@ -24,6 +24,14 @@ def register(name: str):
 class Backbone(nn.Module):
     out_channels: int
     stride: int
+    # State-dict keys (below the backbone) whose weights the backbone brings itself, so that
+    # checkpoints saved before they were part of it still load.
+    builtin_keys: frozenset[str] = frozenset()
+
+    def landmarks(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The 2D landmarks of a pose-pretrained backbone that regresses them ((B, K, 4): x, y
+        in crop units of [-1, 1], visibility, presence); None for the others."""
+        return None
 
 
 def _upsample_block(channels: int, times: int) -> nn.Sequential:
@@ -104,22 +112,33 @@ class BlazePoseTrunk(Backbone):
     """BlazePose GHUM's landmark network (MediaPipe's pose_landmark_full, converted by
     pare_demo.blazepose.convert), pretrained for 2D pose on real photos: its 64x64 decoder
     features with its 39 landmark heatmaps (logits) last, average-pooled to 1/8 so the head
-    costs a quarter. Expects 256 px RGB crops in [0, 1]."""
+    costs a quarter. Expects 256 px RGB crops in [0, 1]. Its own regressed landmarks
+    (landmarks()) tell the predictor where to crop (pare_demo.predictor.refined_crop)."""
 
     stride = 8
     heatmap_channels = 39
+    FEATURES = ("decoder_features", "heatmaps")
 
     def __init__(self):
         super().__init__()
         from pare_demo import paths
         from pare_demo.blazepose.graph import load_graph
 
-        self.net = load_graph(paths.BLAZEPOSE_LANDMARKS, outputs=("decoder_features", "heatmaps"))
+        self.net = load_graph(paths.BLAZEPOSE_LANDMARKS, outputs=self.FEATURES + ("landmarks",))
         self.out_channels = 48 + self.heatmap_channels
+        self.builtin_keys = frozenset(f"net.{k}" for k in self.net.keys_only_for(["landmarks"]))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        out = self.net(images)
-        return nn.functional.avg_pool2d(torch.cat([out["decoder_features"], out["heatmaps"]], 1), 2)
+        out = self.net(images, self.FEATURES)
+        return nn.functional.avg_pool2d(torch.cat([out[name] for name in self.FEATURES], 1), 2)
+
+    def landmarks(self, images: torch.Tensor) -> torch.Tensor | None:
+        if images.shape[-1] != self.net.input_shape[1]:
+            return None  # the regressor narrows to 2 x 2 at its own input size, and needs it
+        raw = self.net(images, ("landmarks",))["landmarks"].unflatten(1, (-1, 5))
+        # (x, y, z, visibility, presence) per landmark; x, y in input pixels, the last two logits.
+        xy = raw[..., :2] * (2.0 / images.shape[-1]) - 1.0
+        return torch.cat([xy, torch.sigmoid(raw[..., 3:5])], -1)
 
 
 @register("hrnet_w32")
