@@ -97,6 +97,31 @@ def test_pruned_network_keeps_only_what_its_outputs_need():
         assert torch.equal(pruned(x)["heatmaps"], whole.eval()(x)["heatmaps"])
 
 
+def test_asking_for_some_outputs_runs_only_their_ops():
+    """forward(image, outputs) gives exactly what the whole run gives for those outputs,
+    and the trunk's landmarks are what the graph's landmark output says, in crop units."""
+    from pare_demo.models.backbones import BlazePoseTrunk
+
+    net = load_graph(paths.BLAZEPOSE_LANDMARKS)
+    x = torch.from_numpy(_photo(256)).permute(2, 0, 1)[None]
+    ran = []
+    hooks = [op.register_forward_hook(lambda m, i, o: ran.append(m)) for op in net.ops.values()]
+    with torch.inference_mode():
+        whole = net(x)
+        ran.clear()
+        some = net(x, ["landmarks"])
+        assert set(some) == {"landmarks"} and torch.equal(some["landmarks"], whole["landmarks"])
+        assert 0 < len(ran) < len(net.ops)
+        trunk = BlazePoseTrunk().eval()
+        landmarks = trunk.landmarks(x)
+    for hook in hooks:
+        hook.remove()
+    raw = whole["landmarks"].reshape(1, 39, 5)
+    torch.testing.assert_close(landmarks[..., :2], raw[..., :2] / 128 - 1)
+    torch.testing.assert_close(landmarks[..., 3], torch.sigmoid(raw[..., 4]))
+    assert trunk.landmarks(torch.zeros(1, 3, 128, 128)) is None  # its regressor needs 256 px
+
+
 def test_landmark_mix_covers_every_smpl_joint():
     """Each SMPL joint is a convex mix of named landmarks."""
     assert set(SMPL_FROM_LANDMARKS) == set(SMPL_JOINT_NAMES)
