@@ -132,6 +132,26 @@ def test_crops_use_the_networks_normalisation(synthetic):
     torch.testing.assert_close(imagenet, (plain - mean[:, None, None]) / std[:, None, None], atol=1e-5, rtol=1e-5)
 
 
+def test_truncation_blacks_out_the_legs_and_keeps_their_3d_targets(synthetic):
+    """truncate=1: every crop is black below a row between the pelvis and the lowest
+    joint; the joints under it lose their 2D targets, the pose and shape stay."""
+    samples = [s for s in read_pw3d(synthetic, "train") if s.has_3d][:6]
+    plain = CropDataset(samples, 96, NO_AUGMENTATION, mean=(0, 0, 0), std=(1, 1, 1))
+    cut = CropDataset(samples, 96, Augmentation(flip=0, rotation_deg=0, scale=0, translate=0, color=0,
+                                                truncate=1.0), mean=(0, 0, 0), std=(1, 1, 1))
+    for a, b in zip(plain, cut):
+        # Rows black in the cut crop only (the crop may reach past the picture's edge).
+        rows = ((b["image"].abs().sum(dim=(0, 2)) == 0) & (a["image"].abs().sum(dim=(0, 2)) > 0)).nonzero().flatten()
+        row = int(rows.min())
+        assert (b["image"][:, row:] == 0).all()  # all black from `row` down
+        y = (a["joints2d"][:, 1] + 1) * 48  # crop pixels
+        assert y[0] - 1 <= row <= y[a["joints2d_visible"]].max() + 1
+        assert torch.equal(b["joints2d_visible"], a["joints2d_visible"] & (y < row))
+        assert not torch.equal(b["joints2d_visible"], a["joints2d_visible"]) or row >= y.max()
+        assert torch.equal(a["image"][:, :row], b["image"][:, :row])
+        assert torch.equal(a["pose"], b["pose"]) and torch.equal(a["betas"], b["betas"])
+
+
 def test_a_frozen_backbone_stays_as_it_was(synthetic):
     """backbone_lr_scale=0 trains the head only: the trunk's weights do not move."""
     from training.module import PareTraining

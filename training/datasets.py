@@ -26,9 +26,13 @@ class Augmentation:
     translate: float = 0.05      # box centre moved by up to this fraction of the side
     color: float = 0.2           # per-channel gain jitter
     occlusion: float = 0.0       # probability of a random grey rectangle (the study: off)
+    # Probability of a photo's edge cutting the body: the crop black (as the predictor pads
+    # outside a photo) below a random row between the pelvis and the lowest joint; the joints
+    # there lose their 2D targets, keep their 3D ones.
+    truncate: float = 0.0
 
 
-NO_AUGMENTATION = Augmentation(flip=0, rotation_deg=0, scale=0, translate=0, color=0, occlusion=0)
+NO_AUGMENTATION = Augmentation(flip=0, rotation_deg=0, scale=0, translate=0, color=0, occlusion=0, truncate=0)
 
 
 class CropDataset(Dataset):
@@ -94,6 +98,10 @@ class CropDataset(Dataset):
             w, h = (rng.uniform(0.15, 0.45, 2) * self.size).astype(int)
             cx, cy = rng.integers(0, self.size, 2)
             crop[max(0, cy - h // 2):cy + h // 2, max(0, cx - w // 2):cx + w // 2] = 0.5
+        if aug.truncate and rng.random() < aug.truncate:
+            row = truncation_row(joints, visible, self.size, rng)
+            crop[row:] = 0.0
+            visible = visible & (joints[:, 1] < row)
         crop = (crop - self.mean) / self.std
 
         has_3d = pose is not None
@@ -106,3 +114,11 @@ class CropDataset(Dataset):
             "betas": torch.from_numpy(s.betas[:10]).float() if has_3d else torch.zeros(10),
             "has_3d": torch.tensor(has_3d),
         }
+
+
+def truncation_row(joints: np.ndarray, visible: np.ndarray, size: int, rng: np.random.Generator) -> int:
+    """A crop row between the pelvis (joint 0) and the lowest visible joint, for truncate."""
+    top = joints[0, 1] if visible[0] else size / 2
+    bottom = joints[visible, 1].max() if visible.any() else size
+    top, bottom = sorted((float(np.clip(top, 0, size)), float(np.clip(bottom, 0, size))))
+    return int(rng.uniform(top, bottom)) if bottom - top >= 1 else int(top)
