@@ -28,14 +28,16 @@ MIN_BOX_SIDE = 8.0   # pixels; a smaller box counts as lost
 def follow(box: np.ndarray, joints_then: np.ndarray, joints_now: np.ndarray,
            image_size: tuple[int, int]) -> np.ndarray | None:
     """The detector's box moved as far as the person's 2D joints moved since that
-    detection; None when the person is lost (joints not finite, centre off the frame).
+    detection; None when the person is lost (joints not finite, their centre off the
+    frame). The joints, not the box: BlazePose's box of someone cut by the frame's edge
+    reaches far past it, its centre too.
     Relative motion, not a box around the joints: a weak network that draws the body
     smaller than the person would otherwise shrink the box frame after frame."""
     if not (np.isfinite(joints_then).all() and np.isfinite(joints_now).all()):
         return None
     moved = np.tile(joints_now.mean(0) - joints_then.mean(0), 2)
     new = np.asarray(box, dtype=np.float64) + moved
-    (cx, cy), (w, h) = (new[:2] + new[2:]) / 2, image_size
+    (cx, cy), (w, h) = joints_now.mean(0), image_size
     if not (0 <= cx <= w and 0 <= cy <= h) or min(new[2:] - new[:2]) < MIN_BOX_SIDE:
         return None
     return new

@@ -82,3 +82,18 @@ def test_boxes_follow_the_joints_until_the_person_is_lost():
     assert np.allclose(follow(box, joints, joints + [30, -10], (640, 480)), box + [30, -10, 30, -10])
     assert follow(box, joints, joints + [500, 0], (640, 480)) is None      # walked out of the frame
     assert follow(box, joints, joints * np.nan, (640, 480)) is None        # no usable prediction
+    # Cut by the frame's bottom edge: the box's centre is below it, the body is still seen.
+    tall = np.array([-300.0, 5.0, 720.0, 1030.0])
+    upper_body = np.random.default_rng(1).uniform([150, 100], [450, 470], size=(24, 2))
+    assert np.allclose(follow(tall, upper_body, upper_body + [5, 0], (640, 480)), tall + [5, 0, 5, 0])
+
+
+def test_a_person_cut_by_the_frame_is_followed_not_detected_again(renderer, frame):
+    """BlazePose's box of the astronaut (cut at the waist) reaches far below the frame: the
+    session still follows her between detections."""
+    predictor = Predictor(device="cpu")
+    session = LiveSession(predictor, renderer, detect_every=5)
+    for _ in range(5):
+        session.process(frame, draw=())
+    assert predictor.detector.name.startswith("blazepose")
+    assert session._boxes[0][3] > frame.shape[0] and session.detector_runs == 1
