@@ -1,7 +1,9 @@
 # pare-demo: the two commands a user needs.
 #   make run   create .venv, install everything, launch the app on http://127.0.0.1:7860
 #   make test  same setup, then the whole test suite
-# Both are idempotent: a second run installs nothing.
+# Both are idempotent: a second run installs nothing. For development:
+#   make test-fast    same setup, then the tests not marked slow or browser
+#   make screenshots  the browser tests, saving the app's pictures into docs/ (on purpose only)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -15,13 +17,22 @@ DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 chromium
 # compare our PyTorch networks with ai-edge-litert read them (skipped when absent).
 MEDIAPIPE_DIR := $(VENV)/mediapipe-0.10.14
 
-.PHONY: run test setup system-deps body-model blazepose clean
+.PHONY: run test test-fast screenshots setup system-deps body-model blazepose clean
 
 run: setup
 	$(PY) app.py
 
 test: setup $(MEDIAPIPE_DIR)/pose_landmark_full.tflite
 	$(PY) -m pytest -q tests
+
+# Markers are registered in pyproject.toml; `make test` ignores them and runs everything.
+test-fast: setup $(MEDIAPIPE_DIR)/pose_landmark_full.tflite
+	$(PY) -m pytest -q -m "not slow and not browser" tests
+
+# The browser tests save their screenshots under build/screenshots/ (untracked); this
+# refreshes the pictures the docs show instead.
+screenshots: setup
+	PARE_SCREENSHOTS_DIR=docs $(PY) -m pytest -q tests/test_app_browser.py
 
 # A failed download (no package index) leaves the folder absent: those tests then skip.
 $(MEDIAPIPE_DIR)/pose_landmark_full.tflite: | $(STAMP)
@@ -60,4 +71,4 @@ body-model: setup
 	$(PY) -m pare_demo.body.build_open_model --out assets/body_models/open/
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build

@@ -19,9 +19,19 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   # Chromium's own moving test pattern as the webcam, allowed without a prompt.
                   "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-SCREENSHOTS = ROOT / "docs"
+# Screenshots go to an untracked build folder; `make screenshots` sets PARE_SCREENSHOTS_DIR=docs
+# to refresh the pictures the docs show.
+SCREENSHOTS = Path(os.environ.get("PARE_SCREENSHOTS_DIR") or ROOT / "build" / "screenshots")
+if not SCREENSHOTS.is_absolute():
+    SCREENSHOTS = ROOT / SCREENSHOTS
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def screenshots_folder():
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
 
 def free_port() -> int:

@@ -139,6 +139,7 @@ def test_letterbox_refuses_what_is_not_rgb():
 
 
 @needs_weights
+@pytest.mark.slow
 def test_raw_outputs_equal_litert(mediapipe_tflite_dir, litert_interpreter):
     """The torch detector's raw outputs equal ai-edge-litert's on the same letterboxed photo,
     within 1e-3 of the largest value; ONNX Runtime's equal the torch module's within 1e-4."""
@@ -208,6 +209,7 @@ def _people_found(detector, annotations) -> tuple[int, list[str]]:
 
 
 @needs_weights
+@pytest.mark.slow
 @pytest.mark.skipif(not (REAL_PHOTOS / "annotations.json").exists(), reason="no annotated real photos")
 def test_finds_the_people_in_real_photos():
     """With tiles: 20 of the 21 (the whole-image pass alone, MediaPipe's way: 12)."""

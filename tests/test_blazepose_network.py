@@ -22,6 +22,7 @@ def _photo(size: int) -> np.ndarray:
     return cv2.resize(data.astronaut()[:, 56:456], (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, size, scale", [("pose_landmark_full", 256, (0.0, 1.0)),
                                                ("pose_detection", 224, (-1.0, 2.0))])
 def test_torch_network_equals_litert(name, size, scale, mediapipe_tflite_dir, litert_interpreter):
@@ -46,6 +47,7 @@ def test_torch_network_equals_litert(name, size, scale, mediapipe_tflite_dir, li
         assert np.abs(ours - ref).max() <= 1e-3 * np.abs(ref).max(), key
 
 
+@pytest.mark.slow
 def test_committed_assets_are_the_converter_output(mediapipe_tflite_dir):
     """assets/blazepose/*.pt are what the converter makes of MediaPipe's files: same graph,
     same weights."""

@@ -18,6 +18,9 @@ from pare_demo.predictor import Predictor
 from pare_demo.render import Renderer
 from training import synth
 
+# Each test evaluates the network on several frames, over a synthetic set made for the module.
+pytestmark = pytest.mark.slow
+
 SEQ, TWO_PEOPLE = "synth_s15_0000", "synth_s15_0001"  # seed 15: the second sequence has two people
 
 

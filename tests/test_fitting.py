@@ -88,6 +88,7 @@ def test_the_fit_runs_inside_inference_mode(body_model):
                                atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_predictor_fits_by_default_and_can_be_told_not_to():
     """On a real photo, the bundled weights' projected joints lie nearer their own attention
     keypoints with the fit than without, and the switch is honoured."""

@@ -76,6 +76,7 @@ def bundled_crops():
     return predictor, predictor.normalise(crops)
 
 
+@pytest.mark.slow
 def test_flip_test_averages_the_crop_and_its_mirror(bundled_crops):
     predictor, crops = bundled_crops
     plain = predictor.run_network(crops, flip_test=False)
@@ -100,6 +101,7 @@ def test_flip_test_averages_the_crop_and_its_mirror(bundled_crops):
     assert torch.allclose(both["part_attention"], plain["part_attention"], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_flip_test_predictions_are_mirror_symmetric(bundled_crops):
     """With the flip test, the prediction for a mirrored crop is exactly the mirrored
     prediction; without it, the network alone is only roughly so."""

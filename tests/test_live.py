@@ -34,6 +34,7 @@ def frame():
     return cv2.resize(data.astronaut(), (640, 480), interpolation=cv2.INTER_AREA)
 
 
+@pytest.mark.slow
 def test_detector_runs_only_every_n_frames(predictor, renderer, frame):
     detector = predictor.detector
     detected = detector(frame, fast=True)[0].box
@@ -51,6 +52,7 @@ def test_detector_runs_only_every_n_frames(predictor, renderer, frame):
     assert detector.fast_searches - before_fast == 2
 
 
+@pytest.mark.slow
 def test_toggles_change_the_output_and_sizes_may_change(predictor, renderer, frame):
     session = LiveSession(predictor, renderer)
     plain, _ = session.process(frame, draw=())
@@ -88,6 +90,7 @@ def test_boxes_follow_the_joints_until_the_person_is_lost():
     assert np.allclose(follow(tall, upper_body, upper_body + [5, 0], (640, 480)), tall + [5, 0, 5, 0])
 
 
+@pytest.mark.slow
 def test_a_person_cut_by_the_frame_is_followed_not_detected_again(renderer, frame):
     """BlazePose's box of the astronaut (cut at the waist) reaches far below the frame: the
     session still follows her between detections."""

@@ -93,6 +93,7 @@ def converted(tmp_path_factory):
     return dst
 
 
+@pytest.mark.slow
 def test_conversion_keeps_only_network_weights(converted):
     ckpt = load_checkpoint(converted)
     assert ckpt["config"]["backbone"] == "hrnet_w32"
@@ -111,6 +112,7 @@ def _outputs(out) -> dict[str, torch.Tensor]:
     }
 
 
+@pytest.mark.slow
 def test_matches_official_outputs(converted):
     """Our network in float64 against the official fp32 outputs, each within what fp32
     rounding alone moves that output. The fill-rule network amplifies rounding: on this

@@ -34,7 +34,8 @@ def assert_close(reference, result, tolerance=1e-3):
 
 # hrnet_w32 is the slow one: one small forward each way.
 @pytest.mark.parametrize("backbone, size, batch",
-                         [("mobilenetv3", 160, 2), ("resnet50", 96, 2), ("hrnet_w32", 64, 1)])
+                         [("mobilenetv3", 160, 2), ("resnet50", 96, 2),
+                          pytest.param("hrnet_w32", 64, 1, marks=pytest.mark.slow)])
 def test_optimized_network_equals_eager(backbone, size, batch):
     torch.manual_seed(0)
     model = with_random_norms(PARE(dataclasses.replace(default_config(backbone), input_size=size)))
@@ -104,6 +105,7 @@ def test_blazepose_pare_folds_and_runs_at_other_sizes():
     assert reference.part_attention.shape == (1, 24, 16, 16)
 
 
+@pytest.mark.slow  # an ONNX export: several seconds
 def test_onnx_export_leaves_the_network_in_eval_mode(tmp_path):
     """The exporter restores its wrapper's train/eval mode onto the whole tree: exporting
     once left the caller's network training, its batch norms then using batch statistics."""

@@ -54,6 +54,7 @@ def server(small_checkpoint, tmp_path_factory):
         proc.kill()
 
 
+@pytest.mark.slow
 def test_monitoring_is_off_and_foreign_hosts_are_refused(server):
     _, port, _ = server
     assert get(port, "/") == 200
@@ -64,6 +65,7 @@ def test_monitoring_is_off_and_foreign_hosts_are_refused(server):
     assert get(port, "/config", host=f"evil.example:{port}") == 400
 
 
+@pytest.mark.slow
 def test_sigterm_removes_the_apps_temporary_folders(server):
     proc, port, tmp = server
     assert glob.glob(str(tmp / "pare_demo_outputs_*"))

@@ -101,6 +101,7 @@ def test_crop_targets_agree_with_the_3d_pose(synthetic, body_model, augment):
         assert abs((in_3d - in_2d + 180) % 360 - 180) < 12
 
 
+@pytest.mark.slow
 def test_short_training_lowers_the_loss(synthetic):
     from training.module import PareTraining
     from pare_demo.models import default_config
@@ -152,6 +153,7 @@ def test_truncation_blacks_out_the_legs_and_keeps_their_3d_targets(synthetic):
         assert torch.equal(a["pose"], b["pose"]) and torch.equal(a["betas"], b["betas"])
 
 
+@pytest.mark.slow
 def test_a_frozen_backbone_stays_as_it_was(synthetic):
     """backbone_lr_scale=0 trains the head only: the trunk's weights do not move."""
     from training.module import PareTraining
@@ -221,6 +223,7 @@ def test_a_train_only_source_adds_training_samples_not_validation(synthetic, tmp
         build_loaders(config)
 
 
+@pytest.mark.slow
 def test_top_k_and_resume(synthetic, tmp_path):
     from training.train import main
 
@@ -294,6 +297,7 @@ def coco_annotations(samples, path):
     return path
 
 
+@pytest.mark.slow
 def test_photo_validation_scores_every_epoch_and_export_can_select_by_it(synthetic, tmp_path):
     """With data.photos, each validation scores the photos; the best by their PCK are kept
     beside the best by PA-MPJPE, and the export can take one of those and carry the
@@ -341,6 +345,7 @@ def test_config_overrides_read_exponents_as_numbers(synthetic, tmp_path):
     assert config["train"]["run_dir"] == "1e-6x"
 
 
+@pytest.mark.slow
 def test_init_from_a_checkpoint_with_a_cosine_schedule(synthetic, small_checkpoint, tmp_path):
     from pare_demo.checkpoints import load_checkpoint, save_checkpoint
     from training.train import main
@@ -372,6 +377,7 @@ def test_init_from_a_checkpoint_with_a_cosine_schedule(synthetic, small_checkpoi
     assert max(float((state[f"model.{k}"] - start[k]).abs().max()) for k in weights) < 2.5e-3
 
 
+@pytest.mark.slow
 def test_evaluation_of_a_known_perturbation(synthetic, small_checkpoint, body_model):
     """A 'network' that returns the ground truth: all errors zero. Turned 30 degrees about the
     vertical camera axis: PA-MPJPE stays zero, MPJPE is the mean distance between the
@@ -415,6 +421,7 @@ def test_evaluation_of_a_known_perturbation(synthetic, small_checkpoint, body_mo
         assert abs(r.mpjpe - moved.mean()) < 1e-2
 
 
+@pytest.mark.slow
 def test_3dpw_ground_truth_is_posed_with_smpl_s_gendered_models(small_checkpoint, gendered_smpl_dir, tmp_path):
     """As SPIN, VIBE and PARE score 3DPW: men's and women's ground truth posed with SMPL's male
     and female models where their files are found, everyone else's with the network's own;
@@ -472,6 +479,7 @@ def test_3dpw_ground_truth_is_posed_with_smpl_s_gendered_models(small_checkpoint
     assert abs(report["mpjpe"] - override["mpjpe"]) > 1
 
 
+@pytest.mark.slow
 def test_backbone_comparison_trains_evaluates_and_times_each(synthetic, tmp_path):
     import yaml
 
@@ -530,6 +538,7 @@ def test_diagnosis_tells_a_learnt_joint_from_the_average_pose():
     assert rows[right_wrist]["nearer_mirrored_joint"] == 0.0 and rows[right_wrist]["centre_error_px_mean"] < 1e-3
 
 
+@pytest.mark.slow
 def test_diagnose_cli(synthetic, small_checkpoint, tmp_path, capsys):
     from training.diagnose import main
 

@@ -141,6 +141,7 @@ def test_reader_scales_down_and_keeps_even_sizes(tmp_path):
     assert len(list(VideoReader(path, max_frames=2))) == 2
 
 
+@pytest.mark.slow
 def test_video_pipeline_tracks_people_and_writes_clip_and_results(predictor, renderer, tmp_path):
     source = two_figures(count=8, newcomer_from=3)
     path = write_clip(tmp_path / "walk.mp4", source)
@@ -173,6 +174,7 @@ def test_video_pipeline_tracks_people_and_writes_clip_and_results(predictor, ren
     assert np.all(np.diff(red[:, 0]) > 0)  # id 0 is the figure walking right
 
 
+@pytest.mark.slow
 def test_smoothing_off_gives_the_predictor_s_own_numbers(predictor, renderer, tmp_path):
     source = two_figures(count=4, newcomer_from=9)
     path = write_clip(tmp_path / "short.mp4", source)
