@@ -105,20 +105,23 @@ def attention_views():
 
 def image_tab(engine: Engine) -> None:
     analysis_state = gr.State(None)
-    with gr.Row():
-        with gr.Column(scale=1):
+    # The answer first and large, beside the photo: the overlay, with the side view and the
+    # keypoints stacked next to it, all within a 1280 x 800 window; attention views below.
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=240):
             # A file path, so that a broken upload reaches our own reader and its message.
-            photo = ImageInput(type="filepath", image_mode=None, label="Photo", sources=["upload", "clipboard"])
+            photo = ImageInput(type="filepath", image_mode=None, label="Photo", sources=["upload", "clipboard"],
+                               height=320)
             run = gr.Button("Analyse", variant="primary")
             examples = sorted(str(p) for p in (paths.ASSETS_DIR / "examples").glob("*.jpg"))
             if examples:
                 gr.Examples(examples, inputs=photo)
             status = gr.Markdown()
-        with gr.Column(scale=2):
-            with gr.Row():
-                overlay = gr.Image(label="Mesh overlay", interactive=False)
-                side = gr.Image(label="Side view", interactive=False)
-                keypoints = gr.Image(label="2D keypoints", interactive=False)
+        with gr.Column(scale=2, min_width=420):
+            overlay = gr.Image(label="Mesh overlay", interactive=False, height=540)
+        with gr.Column(scale=1, min_width=220):
+            side = gr.Image(label="Side view", interactive=False, height=262)
+            keypoints = gr.Image(label="2D keypoints", interactive=False, height=262)
     person = gr.Dropdown(label="Person", choices=[], interactive=True)
     part, heatmap, part_map, grid = attention_views()
     with gr.Row():

@@ -113,6 +113,17 @@ def test_image_tab_analyses_a_photo_and_recovers_from_a_bad_file(page, tmp_path)
     page.get_by_role("button", name="Analyse").click()
     page.get_by_text("person(s) on CPU").wait_for(timeout=90000)
     overlay = image_pixels(page, "Mesh overlay")
+    # The answer leads: in a 1280 x 800 window the overlay, side view and keypoints are all in
+    # view without scrolling, the overlay large.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(500)
+    boxes = {label: block(page, label).bounding_box() for label in ("Mesh overlay", "Side view", "2D keypoints")}
+    page.screenshot(path=str(SCREENSHOTS / "app_image_tab_1280x800.jpg"), type="jpeg", quality=80)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    for label, box in boxes.items():
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 800 and box["x"] + box["width"] <= 1280, label
+    assert boxes["Mesh overlay"]["width"] >= 400 and boxes["Mesh overlay"]["height"] >= 400
     original = np.asarray(Image.open(photo).convert("RGB"))
     assert overlay.shape == original.shape
     assert np.abs(overlay.astype(int) - original).sum(2).max() > 60  # the mesh is drawn
