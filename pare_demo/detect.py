@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from pare_demo import paths
+from pare_demo.boxes import box_overlap
 
 # Body box from a face box of side f: adult proportions (about 7.5 heads tall, 4 wide).
 FACE_TO_BODY = {"width": 4.0, "above": 0.5, "below": 7.0}
@@ -45,21 +46,12 @@ def whole_image(image: np.ndarray) -> Detection:
     return Detection(np.array([0.0, 0.0, w, h]), 0.0, "whole-image")
 
 
-def overlap(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over the smaller box's area: 1 when one box lies inside the other."""
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731
-    return inter / max(min(area(a), area(b)), 1e-9)
-
-
 def suppress_overlaps(detections: list[Detection], threshold: float = 0.6) -> list[Detection]:
     """Greedy suppression, best score first, of boxes mostly inside a kept one
     (a HOG hit on a face-found person's torso, say)."""
     kept: list[Detection] = []
     for det in sorted(detections, key=lambda d: -d.score):
-        if all(overlap(det.box, k.box) < threshold for k in kept):
+        if all(box_overlap(det.box, k.box)[0, 0] < threshold for k in kept):
             kept.append(det)
     return kept
 

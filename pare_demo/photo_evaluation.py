@@ -25,6 +25,7 @@ import torch
 
 from pare_demo import metrics
 from pare_demo.body.joint_names import COCO_KEYPOINT_NAMES, COCO_LIMB_INDICES, COCO_LIMB_TO_SMPL
+from pare_demo.boxes import box_iou
 from pare_demo.crop import Crop, crop_to_image_points, square_around
 from pare_demo.data.coco_keypoints import AnnotatedImage, PersonAnnotation
 from pare_demo.images import load_image
@@ -48,15 +49,6 @@ MATCHING_RULE = (f"greedy, highest IoU first, IoU >= {MATCH_IOU} between the squ
                  "whole-image fallbacks never match")
 
 
-def box_iou(a, b) -> float:
-    """Intersection over union of two x0, y0, x1, y1 boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(w, 0.0) * max(h, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def crop_square(box) -> np.ndarray:
     """The square x0, y0, x1, y1 the predictor crops around a box."""
     center, side = square_around(box)
@@ -69,7 +61,8 @@ def match_boxes(predicted, annotated, threshold: float = MATCH_IOU,
     {annotated index: predicted index} for the pairs with IoU >= threshold."""
     regions_p = [to_region(b) for b in predicted]
     regions_a = [to_region(b) for b in annotated]
-    pairs = sorted(((box_iou(p, a), i, j) for j, p in enumerate(regions_p) for i, a in enumerate(regions_a)),
+    ious = box_iou(regions_p, regions_a) if regions_p and regions_a else np.zeros((0, 0))
+    pairs = sorted(((float(ious[j, i]), i, j) for j in range(len(regions_p)) for i in range(len(regions_a))),
                    reverse=True)
     matches: dict[int, int] = {}
     for iou, i, j in pairs:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from pare_demo.boxes import box_iou
 from pare_demo.colors import person_color, to_uint8
 from pare_demo.geometry import (perspective_projection, rot6d_to_rotmat, rotmat_to_axis_angle,
                                 rotmat_to_rot6d)
@@ -102,16 +103,6 @@ class VideoReader:
             self.truncated = capture.grab()
         finally:
             capture.release()
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, 4) and (M, 4) boxes x0, y0, x1, y1 -> (N, M) intersection over union."""
-    a, b = np.asarray(a, float).reshape(-1, 1, 4), np.asarray(b, float).reshape(1, -1, 4)
-    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])  # noqa: E731
-    inter = w * h
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
 
 
 @dataclass

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from pare_demo.blazepose.landmarks import ROI_SCALE
+from pare_demo.boxes import box_iou
 from pare_demo.detect import Detection
 
 INPUT_SIZE = 224
@@ -118,18 +119,6 @@ def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray,
     return Candidates(boxes[keep], keypoints[keep], scores[keep].astype(np.float32))
 
 
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Intersection over union of one (4,) box with (N, 4) boxes; 0 without overlap."""
-    x0 = np.maximum(box[0], boxes[:, 0])
-    y0 = np.maximum(box[1], boxes[:, 1])
-    x1 = np.minimum(box[2], boxes[:, 2])
-    y1 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    union = area(box) + area(boxes) - inter
-    return np.where((inter > 0) & (union > 0), inter / np.where(union > 0, union, 1), 0.0)
-
-
 def weighted_nms(candidates: Candidates, iou_threshold: float = NMS_IOU_THRESHOLD) -> Candidates:
     """MediaPipe's WEIGHTED non-maximum suppression: the best remaining candidate and all
     those whose box overlaps its box by more than `iou_threshold` (intersection over union)
@@ -138,7 +127,7 @@ def weighted_nms(candidates: Candidates, iou_threshold: float = NMS_IOU_THRESHOL
     remaining = candidates.select(np.argsort(-candidates.scores, kind="stable"))
     boxes, keypoints, scores = [], [], []
     while len(remaining):
-        group = iou(remaining.boxes[0], remaining.boxes) > iou_threshold
+        group = box_iou(remaining.boxes[0], remaining.boxes)[0] > iou_threshold
         scores.append(remaining.scores[0])
         if not group.any():
             # A degenerate (empty) box overlaps nothing, not even itself: MediaPipe keeps it
