@@ -21,7 +21,7 @@ from pare_demo.analysis import analyse_image  # noqa: E402
 from pare_demo.body import SMPL_JOINT_NAMES, BodyModelError, load_body_model  # noqa: E402
 from pare_demo.body.preview import body_figure  # noqa: E402
 from pare_demo.engine import Engine, available_body_models, available_checkpoints  # noqa: E402
-from pare_demo.explorer import LEGEND, Explorer, ExplorerError  # noqa: E402
+from pare_demo.explorer import LEGEND, Explorer, ExplorerError, ground_truth_body_model  # noqa: E402
 from pare_demo.images import ImageError, load_image  # noqa: E402
 from pare_demo.live import DRAWABLE, LiveSession  # noqa: E402
 from pare_demo.video import VideoError, process_video  # noqa: E402
@@ -87,6 +87,13 @@ def readable_errors(handler):
     return wrapped
 
 
+def loaded_predictor(engine: Engine):
+    """The engine's current predictor, or the reason there is none as the page's error."""
+    if engine.predictor is None:
+        raise gr.Error(engine.error or "No network loaded.")
+    return engine.predictor
+
+
 def _person_index(label, count: int) -> int:
     """'person 2' -> 1, clipped to the people there are."""
     k = int(str(label or "person 1").split()[-1]) - 1
@@ -140,9 +147,7 @@ def image_tab(engine: Engine) -> None:
 
     def predict_image(image, part_name):
         """Image in; overlay, side view, keypoints, attention maps, 3D plot, mesh and files out."""
-        predictor = engine.predictor  # a model switch during this request does not affect it
-        if predictor is None:
-            raise gr.Error(engine.error or "No network loaded.")
+        predictor = loaded_predictor(engine)  # a model switch during this request does not affect it
         if image is None:
             raise gr.Error("Please upload an image first.")
         try:
@@ -211,9 +216,7 @@ def video_tab(engine: Engine) -> None:
             files = gr.File(label="Per-frame results (.npz, .json)", file_count="multiple")
 
     def run_video(path, smooth, limit, progress=gr.Progress()):
-        predictor = engine.predictor
-        if predictor is None:
-            raise gr.Error(engine.error or "No network loaded.")
+        predictor = loaded_predictor(engine)
         if not path:
             raise gr.Error("Please upload a video first.")
         try:
@@ -232,21 +235,12 @@ def explorer_tab(engine: Engine, tab: gr.Tab) -> None:
     explorers: dict = {}  # (root, predictor) -> Explorer, whose caches keep sequences already read
 
     def explorer_for(root: str) -> Explorer:
-        predictor = engine.predictor
-        if predictor is None:
-            raise gr.Error(engine.error or "No network loaded.")
+        predictor = loaded_predictor(engine)
         root = str(root or paths.SAMPLE_PW3D_DIR).strip()
         key = (root, id(predictor))
         if key not in explorers:
             try:
-                if os.path.realpath(root) == os.path.realpath(paths.SAMPLE_PW3D_DIR):
-                    # The bundled set was made with the open body model, whatever the network uses.
-                    gt_body = (predictor.body_model if predictor.body_model.model_name == "open"
-                               else load_body_model("open", device=predictor.device))
-                elif "smpl" in available_body_models():
-                    gt_body = load_body_model("smpl", device=predictor.device)
-                else:
-                    gt_body = None
+                gt_body = ground_truth_body_model(root, predictor, smpl_available="smpl" in available_body_models())
                 explorers.clear()  # one at a time: each holds a network's worth of caches
                 explorers[key] = Explorer(predictor, engine.renderer, root, gt_body_model=gt_body)
             except (ExplorerError, BodyModelError) as err:

@@ -27,6 +27,7 @@ import torch
 
 from pare_demo import metrics, paths, visualize
 from pare_demo.analysis import AttentionViews, display_size
+from pare_demo.body import load_body_model
 from pare_demo.body.joint_names import EVAL_JOINT_NAMES
 from pare_demo.colors import GROUND_TRUTH_COLOR, PREDICTION_COLOR
 from pare_demo.crop import crop_image, make_crop, square_around
@@ -301,6 +302,17 @@ class Explorer:
         error = np.array(errors[1:]).reshape(len(starts), len(starts))
         picture = occlusion_picture(crop, error - errors[0], patch, stride, errors[0])
         return OcclusionMap(crop, patch, stride, errors[0], error, picture)
+
+
+def ground_truth_body_model(root: str | Path, predictor, smpl_available: bool):
+    """The body model that poses a dataset's ground truth in the explorer: the open one for the
+    bundled sample set (it was made with it, whatever the network uses), SMPL for a real 3DPW
+    download where the user has it, else None (the explorer then uses the network's)."""
+    if Path(root).resolve() == Path(paths.SAMPLE_PW3D_DIR).resolve():
+        if predictor.body_model.model_name == "open":
+            return predictor.body_model
+        return load_body_model("open", device=predictor.device)
+    return load_body_model("smpl", device=predictor.device) if smpl_available else None
 
 
 def _faces(body_model) -> np.ndarray:

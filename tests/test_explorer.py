@@ -12,7 +12,7 @@ from pare_demo import metrics
 from pare_demo.crop import crop_image, make_crop, square_around
 from pare_demo.data.pw3d import read_pw3d, read_sequence_file
 from pare_demo.evaluation import evaluate_samples
-from pare_demo.explorer import GREY, Explorer, ExplorerError
+from pare_demo.explorer import GREY, Explorer, ExplorerError, ground_truth_body_model
 from pare_demo.images import load_image
 from pare_demo.predictor import Predictor
 from pare_demo.render import Renderer
@@ -244,3 +244,16 @@ def test_men_and_women_are_posed_with_smpl_s_gendered_models(explorer, predictor
     frame = gendered.frame_view(TWO_PEOPLE, 2, 1).result
     assert errors.pa_mpjpe[list(errors.frames).index(2)] == pytest.approx(frame.pa_mpjpe, abs=1e-3)
     assert not np.allclose(errors.mpjpe, explorer.sequence_errors(TWO_PEOPLE, 1).mpjpe, atol=1)
+
+
+def test_ground_truth_body_model_follows_the_dataset(predictor, root, tmp_path):
+    """The bundled sample set (made with the open model) is posed with the open model, even
+    through a symlink; another dataset with SMPL when the user has it, else the network's."""
+    from pare_demo import paths
+
+    link = tmp_path / "sample_link"
+    link.symlink_to(paths.SAMPLE_PW3D_DIR)
+    for sample_root in (paths.SAMPLE_PW3D_DIR, link):
+        model = ground_truth_body_model(sample_root, predictor, smpl_available=False)
+        assert model is predictor.body_model and model.model_name == "open"
+    assert ground_truth_body_model(root, predictor, smpl_available=False) is None
