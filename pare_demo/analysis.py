@@ -15,8 +15,9 @@ import numpy as np
 
 from pare_demo import visualize
 from pare_demo.body.joint_names import SMPL_JOINT_NAMES
+from pare_demo.geometry import GL_FLIP
 from pare_demo.images import check_size, to_rgb_uint8
-from pare_demo.render import GL_FLIP, Renderer, people_meshes
+from pare_demo.render import Renderer, people_meshes
 
 ATTENTION_MAX_SIDE = 480  # attention maps are warped onto the image at most this large
 DISPLAY_MAX_SIDE = 1600   # pictures are drawn at most this large: a browser shows no more

@@ -247,7 +247,8 @@ def bench_memory(predictor, renderer, frame: np.ndarray, frames: int) -> dict:
 def bench_rendering(repeats: int) -> dict:
     from pare_demo import visualize
     from pare_demo.body import load_body_model
-    from pare_demo.render import GL_FLIP, MeshToRender, Renderer
+    from pare_demo.geometry import GL_FLIP
+    from pare_demo.render import MeshToRender, Renderer
 
     model = load_body_model("open")
     with torch.no_grad():

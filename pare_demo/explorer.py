@@ -34,9 +34,10 @@ from pare_demo.crop import crop_image, make_crop, square_around
 from pare_demo.data.pw3d import SPLITS, read_sequence_file, sequence_samples, to_camera_frame
 from pare_demo.data.samples import Sample
 from pare_demo.evaluation import FrameResult, GroundTruthBodies, evaluate_samples, score_frames
+from pare_demo.geometry import GL_FLIP
 from pare_demo.images import load_image
 from pare_demo.predictor import Prediction
-from pare_demo.render import GL_FLIP, MeshToRender
+from pare_demo.render import MeshToRender
 
 LAYOUT = "ROOT/sequenceFiles/{train,validation,test}/*.pkl and ROOT/imageFiles/<sequence>/image_XXXXX.jpg"
 GET_3DPW = ("3DPW is at https://virtualhumans.mpi-inf.mpg.de/3DPW: unzip imageFiles.zip and "

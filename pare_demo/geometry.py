@@ -6,12 +6,16 @@ columns are Gram-Schmidt'ed; the crop camera is weak perspective (s, tx, ty) for
 """
 from __future__ import annotations
 
+import numpy as np
 import roma
 import torch
 import torch.nn.functional as F
 
 CROP_FOCAL_LENGTH = 5000.0
 CROP_SIZE = 224
+# Our camera frame (OpenCV: x right, y down, +Z forward) <-> OpenGL's and glTF's (y up, -Z
+# forward): renderers, 3D plots and mesh exports turn points with it. Its own inverse.
+GL_FLIP = np.diag([1.0, -1.0, -1.0])
 
 
 def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@ the drawing is a few plain GL calls (see Renderer for why).
 
 Camera convention everywhere in pare-demo: pinhole, looking down +Z, image x right and
 y down (OpenCV). The projection below maps that frame straight to clip space, so the meshes
-need no turning (GL_FLIP below turns them into OpenGL's frame, for other uses).
+need no turning (pare_demo.geometry.GL_FLIP turns them into OpenGL's frame, for other uses).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pare_demo.colors import person_color
+from pare_demo.geometry import GL_FLIP
 
 # pyrender 0.1.45 still uses np.infty, which numpy 2 removed.
 if not hasattr(np, "infty"):
@@ -69,7 +70,6 @@ class MeshToRender:
     vertex_colors: np.ndarray | None = None  # (V, 3) 0-1
 
 
-GL_FLIP = np.diag([1.0, -1.0, -1.0])  # camera frame <-> OpenGL's (-Z forward, y up)
 
 # Three white directional lights from behind the camera (above, lower left, lower right),
 # as unit vectors from the surface towards each light in the camera frame; a grey ambient.

@@ -7,7 +7,7 @@ from pare_demo.body import load_body_model
 from pare_demo.body.joint_names import SMPL_FLIP_PERMUTATION
 from pare_demo.crop import crop_image, make_crop, square_around
 from pare_demo.data.pw3d import read_pw3d
-from pare_demo.flip_test import mirror_axis_angle, mirror_camera, mirror_pose
+from pare_demo.body.mirror import mirror_axis_angle, mirror_camera, mirror_pose
 from pare_demo.geometry import axis_angle_to_rotmat
 from pare_demo.images import load_image
 from pare_demo.paths import SAMPLE_PW3D_DIR

@@ -12,10 +12,9 @@ from pare_demo.body import load_body_model
 from pare_demo.body.joint_names import SMPL_JOINT_NAMES
 from pare_demo.colors import LEFT_COLOR, PART_COLORS, RIGHT_COLOR, to_uint8
 from pare_demo.crop import make_crop
-from pare_demo.geometry import perspective_projection
+from pare_demo.geometry import GL_FLIP, perspective_projection
 from pare_demo.render import (
     _LIGHTS,
-    GL_FLIP,
     MeshToRender,
     Renderer,
     _screen_box,

@@ -13,7 +13,7 @@ from pare_demo.body.joint_names import SMPL_FLIP_PERMUTATION
 from pare_demo.crop import apply_affine
 from pare_demo.data.samples import Sample
 from pare_demo.data.pw3d import camera_frame_pose
-from pare_demo.flip_test import mirror_axis_angle
+from pare_demo.body.mirror import mirror_axis_angle
 from pare_demo.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 from pare_demo.models.pare import IMAGENET_MEAN, IMAGENET_STD
 

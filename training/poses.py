@@ -24,7 +24,7 @@ from scipy.interpolate import PchipInterpolator
 from scipy.spatial.transform import Rotation
 
 from pare_demo.body.joint_names import SMPL_FLIP_PERMUTATION, SMPL_JOINT_NAMES, SMPL_PARENTS
-from pare_demo.flip_test import MIRROR_AXIS_ANGLE
+from pare_demo.body.mirror import MIRROR_AXIS_ANGLE
 
 BODY_JOINT_NAMES = SMPL_JOINT_NAMES[1:]
 NUM_BODY_JOINTS = len(BODY_JOINT_NAMES)  # 23
