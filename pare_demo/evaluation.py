@@ -102,8 +102,7 @@ def evaluate_samples(predictor, samples: list[Sample], gt_bodies: GroundTruthBod
             center, side = square_around(s.bbox)
             crops.append(crop_image(load_image(s.image_path), make_crop(center, side, size)))
         net = predictor.run_network(predictor.normalise(np.stack(crops)))
-        pose = net["pose"]
-        pred = body(betas=net["betas"], global_orient=pose[:, :1], body_pose=pose[:, 1:], pose2rot=False)
+        pred = body.posed(net["pose"], net["betas"])
         results += score_frames(chunk, pred.vertices, body, gt_bodies)
     return results
 

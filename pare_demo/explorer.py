@@ -294,8 +294,7 @@ class Explorer:
         for first in range(0, len(corners), batch_size):
             crops = np.stack([_occlude(crop, c, patch) for c in corners[first:first + batch_size]])
             net = self.predictor.run_network(self.predictor.normalise(crops))
-            pose = net["pose"]
-            pred = body(betas=net["betas"], global_orient=pose[:, :1], body_pose=pose[:, 1:], pose2rot=False)
+            pred = body.posed(net["pose"], net["betas"])
             joints = body.eval_joints(pred.vertices)
             errors += metrics.mpjpe(joints, gt_joints.expand_as(joints)).cpu().tolist()
             if progress:

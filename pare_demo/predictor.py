@@ -242,8 +242,7 @@ class Predictor:
 
         with torch.inference_mode():
             pose = net["pose"]
-            body = self.body_model(betas=net["betas"], global_orient=pose[:, :1], body_pose=pose[:, 1:],
-                                   pose2rot=False)
+            body = self.body_model.posed(pose, net["betas"])
             eval_joints = self.body_model.eval_joints(body.vertices)
         lap("body_model")
 

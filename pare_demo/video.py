@@ -336,9 +336,7 @@ def _posed_bodies(predictor, pose, betas, cam_translation, focal_length, princip
     computed as Predictor.predict does."""
     as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=predictor.device)  # noqa: E731
     with torch.inference_mode():
-        rotations = as_tensor(pose)
-        body = predictor.body_model(betas=as_tensor(betas), global_orient=rotations[:, :1],
-                                    body_pose=rotations[:, 1:], pose2rot=False)
+        body = predictor.body_model.posed(as_tensor(pose), as_tensor(betas))
         joints2d = perspective_projection(body.joints[:, :24], as_tensor(cam_translation), focal_length,
                                           as_tensor(principal))
     return body.vertices.cpu().numpy(), joints2d.cpu().numpy()

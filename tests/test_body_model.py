@@ -337,3 +337,23 @@ def test_smpl_s_gendered_models_are_found_where_the_neutral_one_is_looked_for(ge
     assert list(load_gendered_models()) == ["male"]
     monkeypatch.setenv("PARE_SMPL_DIR", str(gendered_smpl_dir / "elsewhere"))
     assert find_gendered_smpl_files() == {} and load_gendered_models() == {}
+
+
+def test_posed_takes_rotation_matrices_with_the_global_orientation_first(open_model):
+    """posed(R, betas) is smplx's forward with joint 0 as global_orient and the rest as the
+    body pose, all as matrices: a turned pelvis turns the whole body about the root."""
+    from pare_demo.geometry import axis_angle_to_rotmat
+
+    rotations = torch.eye(3).repeat(2, 24, 1, 1)
+    rotations[1, 0] = axis_angle_to_rotmat(torch.tensor([0.0, 0.0, 0.5]))
+    rotations[:, 18] = axis_angle_to_rotmat(torch.tensor([0.3, 0.2, -0.1]))  # the left elbow bent
+    betas = torch.zeros(2, 10)
+    out = open_model.posed(rotations, betas)
+    aa = torch.zeros(2, 72)
+    aa[1, 2] = 0.5
+    aa[:, 54:57] = torch.tensor([0.3, 0.2, -0.1])
+    reference = open_model(betas=betas, global_orient=aa[:, :3], body_pose=aa[:, 3:])
+    torch.testing.assert_close(out.vertices, reference.vertices, atol=1e-5, rtol=1e-5)
+    root = out.joints[:, :1]
+    turned = (out.joints[0] - root[0]) @ rotations[1, 0].T + root[1]
+    torch.testing.assert_close(out.joints[1], turned, atol=1e-5, rtol=1e-5)

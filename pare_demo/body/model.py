@@ -81,6 +81,11 @@ class BodyModel(smplx.SMPL):
         not SMPL's), else its file's name (SMPL_NEUTRAL.pkl, SMPL_MALE.pkl, ...)."""
         return "open" if self.model_name == "open" else self.source.name
 
+    def posed(self, rotations: torch.Tensor, betas: torch.Tensor):
+        """(B, 24, 3, 3) rotation matrices (joint 0 the global orientation) and (B, n) betas ->
+        smplx's output: vertices (B, V, 3), joints (B, 45, 3: the 24 SMPL joints first)."""
+        return self(betas=betas, global_orient=rotations[:, :1], body_pose=rotations[:, 1:], pose2rot=False)
+
     def eval_joints(self, vertices: torch.Tensor) -> torch.Tensor:
         """(B, V, 3) -> (B, 14, 3) LSP-14 joints for the 3DPW metrics."""
         return torch.einsum("jv,bvc->bjc", self.eval_regressor, vertices)
