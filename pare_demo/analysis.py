@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from pare_demo.body.joint_names import SMPL_JOINT_NAMES
 from pare_demo.geometry import GL_FLIP
 from pare_demo.images import check_size, to_rgb_uint8
 from pare_demo.render import Renderer, people_meshes
+from pare_demo.timing import StageTimer
 
 ATTENTION_MAX_SIDE = 480  # attention maps are warped onto the image at most this large
 DISPLAY_MAX_SIDE = 1600   # pictures are drawn at most this large: a browser shows no more
@@ -92,7 +92,7 @@ def analyse_image(predictor, renderer: Renderer, image, boxes=None, out_dir: Pat
     image = check_size(to_rgb_uint8(image))
     people = predictor.predict(image, boxes)
     faces = predictor.faces()
-    start = time.perf_counter()
+    timer = StageTimer()
     display, scale = display_size(image)
     meshes = people_meshes(people, faces)
     # A smaller picture of the same camera: focal length and principal point scale with it.
@@ -101,7 +101,8 @@ def analyse_image(predictor, renderer: Renderer, image, boxes=None, out_dir: Pat
     keypoints = display
     for p in people:
         keypoints = visualize.draw_skeleton(keypoints, p.joints2d * scale)
-    timings = dict(people[0].timings, render=(time.perf_counter() - start) * 1000)
+    timer.lap("render")
+    timings = {**people[0].timings, **timer.ms}
     analysis = ImageAnalysis(display, people, faces, overlay, side, keypoints, timings, predictor.device.type.upper())
     analysis.files = export_files(analysis, meshes, predictor.body_model,
                                   out_dir or Path(tempfile.mkdtemp(prefix="pare_demo_")))

@@ -43,10 +43,12 @@ import numpy as np
 import torch
 
 from pare_demo.optimize import usable_cores
+from pare_demo.timing import StageTimer
 
 BACKBONES = ("blazepose", "mobilenetv3", "resnet50", "hrnet_w32")
 PATHS = ("torch", "optimized", "onnx")   # eager fp32 first: the reference for speed-ups
-STAGES = ("decode", "detect", "crop", "network", "fit", "body_model", "camera", "render_overlay", "heatmaps")
+STAGES = ("decode", "detect", "crop", "refine", "network", "fit", "body_model", "camera", "render_overlay",
+          "heatmaps")
 HEATMAP_PART = "left_wrist"
 
 
@@ -153,14 +155,12 @@ def pipeline_once(predictor, renderer, frame: np.ndarray) -> dict[str, float]:
     from pare_demo.render import people_meshes
 
     people = predictor.predict(frame)
-    timings = {k: v for k, v in people[0].timings.items() if k in STAGES}
-    start = time.perf_counter()
-    renderer.overlay(frame, people_meshes(people, predictor.faces()), people[0].focal_length)
-    timings["render_overlay"] = (time.perf_counter() - start) * 1000
-    start = time.perf_counter()
-    part_heatmap(frame, people, HEATMAP_PART)
-    timings["heatmaps"] = (time.perf_counter() - start) * 1000
-    return timings
+    timer = StageTimer()
+    with timer.stage("render_overlay"):
+        renderer.overlay(frame, people_meshes(people, predictor.faces()), people[0].focal_length)
+    with timer.stage("heatmaps"):
+        part_heatmap(frame, people, HEATMAP_PART)
+    return {**{k: v for k, v in people[0].timings.items() if k in STAGES}, **timer.ms}
 
 
 def bench_backbone(predictors: dict, renderer, frame: np.ndarray, settings: Settings) -> dict:

@@ -11,7 +11,6 @@ joints in the previous frame's prediction. Only what `draw` asks for is drawn.
 """
 from __future__ import annotations
 
-import time
 
 import numpy as np
 
@@ -20,6 +19,7 @@ from pare_demo.body.joint_names import SMPL_JOINT_NAMES
 from pare_demo.crop import crop_map_to_image
 from pare_demo.images import to_rgb_uint8
 from pare_demo.render import people_meshes
+from pare_demo.timing import StageTimer
 
 DRAWABLE = ("mesh", "keypoints", "heatmap")
 MIN_BOX_SIDE = 8.0   # pixels; a smaller box counts as lost
@@ -90,7 +90,7 @@ class LiveSession:
     def process(self, frame, draw=("mesh",), part: str = "left_wrist") -> tuple[np.ndarray, str]:
         """The frame (any RGB/gray/RGBA array) with the chosen layers drawn, same size, and
         a line with the running fps and per-stage ms."""
-        start = time.perf_counter()
+        timer = StageTimer()
         unknown = set(draw) - set(DRAWABLE)
         if unknown:
             raise ValueError(f"cannot draw {sorted(unknown)}; choose from {DRAWABLE}")
@@ -102,25 +102,23 @@ class LiveSession:
                   or self.frames - self._detected_at >= self.detect_every)
         people = self.predictor.predict(frame, None if detect else self._boxes, video_frame=True)
         self._track(people, detected=detect, size=size)
-        timings = dict(people[0].timings)
+        timer.lap("predict")  # the predictor's own stages are in its timings
 
         image = frame
         if "heatmap" in draw:
-            clock = time.perf_counter()
-            if self._heat is None or self._heat.shape != frame.shape[:2]:
-                self._heat = np.empty(frame.shape[:2], np.float32)
-            image = part_heatmap(image, people, part, out=self._heat)
-            timings["heatmap"] = (time.perf_counter() - clock) * 1000
+            with timer.stage("heatmap"):
+                if self._heat is None or self._heat.shape != frame.shape[:2]:
+                    self._heat = np.empty(frame.shape[:2], np.float32)
+                image = part_heatmap(image, people, part, out=self._heat)
         if "mesh" in draw:
-            clock = time.perf_counter()
-            image = self.renderer.overlay(image, people_meshes(people, self.faces), people[0].focal_length)
-            timings["render"] = (time.perf_counter() - clock) * 1000
+            with timer.stage("render"):
+                image = self.renderer.overlay(image, people_meshes(people, self.faces), people[0].focal_length)
         if "keypoints" in draw:
-            clock = time.perf_counter()
-            for p in people:
-                image = visualize.draw_skeleton(image, p.joints2d)
-            timings["keypoints"] = (time.perf_counter() - clock) * 1000
-        timings["total"] = (time.perf_counter() - start) * 1000
+            with timer.stage("keypoints"):
+                for p in people:
+                    image = visualize.draw_skeleton(image, p.joints2d)
+        timings = {**people[0].timings, **{k: v for k, v in timer.ms.items() if k != "predict"},
+                   "total": timer.total_ms()}
         self._average(timings)
         return image, self._info(len(people), detect)
 

@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from pare_demo.geometry import (CROP_FOCAL_LENGTH, crop_to_full_camera, perspect
 from pare_demo.images import downscale_huge, to_rgb_uint8
 from pare_demo.models import model_from_checkpoint
 from pare_demo.optimize import optimize_for_inference, torch_threads
+from pare_demo.timing import StageTimer
 
 
 @dataclass
@@ -200,14 +200,8 @@ class Predictor:
             return self._predict(image, boxes, video_frame)
 
     def _predict(self, image, boxes, video_frame: bool = False) -> list[Prediction]:
-        timings: dict[str, float] = {}
-        clock = time.perf_counter()
-
-        def lap(name: str):
-            nonlocal clock
-            now = time.perf_counter()
-            timings[name] = (now - clock) * 1000
-            clock = now
+        timer = StageTimer()
+        lap = timer.lap
 
         original = to_rgb_uint8(image)
         height, width = original.shape[:2]
@@ -272,7 +266,7 @@ class Predictor:
                 eval_joints3d=to_np(eval_joints[i]), keypoints3d=to_np(body.joints[i, 24:]),
                 joints2d=to_np(joints2d[i]), part_logits=to_np(net["part_logits"][i]),
                 part_attention=to_np(net["part_attention"][i]), crop=crops_full[i],
-                image_size=(width, height), timings=timings))
+                image_size=(width, height), timings=timer.ms))
         return people
 
     def faces(self) -> np.ndarray:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from pare_demo.colors import person_color, to_uint8
 from pare_demo.geometry import (perspective_projection, rot6d_to_rotmat, rotmat_to_axis_angle,
                                 rotmat_to_rot6d)
 from pare_demo.render import MeshToRender
+from pare_demo.timing import StageTimer
 
 MAX_FRAMES = 300        # frames processed per clip; the rest is left out, and the message says so
 MAX_SIDE = 1280         # longer frames are scaled down to this
@@ -72,7 +71,7 @@ class VideoReader:
         height, width = self._fit(first).shape[:2]
         self.size = (width, height)
         self.truncated = False       # set by iterating: True when frames were left out
-        self.decode_seconds = 0.0
+        self.timer = StageTimer()  # decoding, over every pass
 
     def _open(self) -> cv2.VideoCapture:
         capture = cv2.VideoCapture(str(self.path))
@@ -93,10 +92,9 @@ class VideoReader:
         capture = self._open()
         try:
             for _ in range(self.max_frames):
-                start = time.perf_counter()
-                ok, bgr = capture.read()
-                frame = self._fit(bgr) if ok else None
-                self.decode_seconds += time.perf_counter() - start
+                with self.timer.stage("decode"):
+                    ok, bgr = capture.read()
+                    frame = self._fit(bgr) if ok else None
                 if frame is None:
                     return
                 yield frame
@@ -198,7 +196,7 @@ class VideoResult:
     fps: float
     size: tuple[int, int]     # (width, height) of the processed frames
     truncated: bool           # the clip had more than max_frames frames
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    timings: dict[str, float] = field(default_factory=dict)  # ms per stage, all frames together
     message: str = ""
 
 
@@ -207,26 +205,26 @@ def process_video(predictor, renderer, path, out_dir, smoothing: bool = True,
     """Meshes of every tracked person drawn over each frame of the clip at `path`, written
     to out_dir with the per-frame results. progress(done, total) is called after each
     frame of each pass: every frame counts twice (predicting, then drawing)."""
-    started = time.perf_counter()
-    timings: dict[str, float] = defaultdict(float)
+    timer = StageTimer()
     video = VideoReader(path, max_frames)
-    rows, frame_count = _predict_and_track(predictor, video, timings, progress)
+    rows, frame_count = _predict_and_track(predictor, video, timer, progress)
     if not rows:
         raise VideoError(f"No person found in any frame of {video.path.name} ({frame_count} frames). "
                          "Try a clip where people are clearly visible.")
-    with _timed(timings, "smooth"):
+    with timer.stage("smooth"):
         _smooth_tracks(rows, Smoother(enabled=smoothing))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{video.path.stem}_pare"
     video_path = out_dir / f"{stem}{SUFFIX}"
-    _draw_and_encode(predictor, renderer, video, rows, video_path, timings,
+    _draw_and_encode(predictor, renderer, video, rows, video_path, timer,
                      progress and (lambda i: progress(frame_count + i, 2 * frame_count)))
-    timings["decode"] = video.decode_seconds  # both passes
-    with _timed(timings, "save"):
+    timer.add("decode", video.timer.ms.get("decode", 0.0))  # both passes
+    with timer.stage("save"):
         npz_path, json_path = _save_rows(rows, video, smoothing, predictor.body_model.label,
                                          out_dir / f"{stem}_frames")
-    timings["total"] = time.perf_counter() - started
+    timer.add("total", timer.total_ms())
+    seconds = timer.ms["total"] / 1000
 
     width, height = video.size
     frames_with_people = len(np.unique(rows["frame"]))
@@ -234,22 +232,15 @@ def process_video(predictor, renderer, path, out_dir, smoothing: bool = True,
     message = (f"{frame_count} frames ({width}x{height}, {video.fps:.3g} fps): "
                f"{track_count} {'person' if track_count == 1 else 'people'} tracked, someone in "
                f"{frames_with_people} of {frame_count} frames; smoothing {'on' if smoothing else 'off'}; "
-               f"{timings['total']:.1f} s ({timings['total'] / frame_count:.2f} s per frame).")
+               f"{seconds:.1f} s ({seconds / frame_count:.2f} s per frame).")
     if video.truncated:
         of = f" of about {video.reported_frames}" if video.reported_frames > max_frames else ""
         message += f" Only the first {max_frames}{of} frames were processed (the limit per clip)."
     return VideoResult(video_path, npz_path, json_path, frame_count, frames_with_people, track_count,
-                       video.fps, (width, height), video.truncated, dict(timings), message)
+                       video.fps, (width, height), video.truncated, dict(timer.ms), message)
 
 
-@contextmanager
-def _timed(timings: dict[str, float], stage: str):
-    start = time.perf_counter()
-    yield
-    timings[stage] += time.perf_counter() - start
-
-
-def _predict_and_track(predictor, video: VideoReader, timings, progress) -> tuple[dict, int]:
+def _predict_and_track(predictor, video: VideoReader, timer: StageTimer, progress) -> tuple[dict, int]:
     """Pass 1: ({field: array with one row per person-frame}, frames read). Fields: frame,
     track_id, bbox, pose, betas, cam_translation, focal_length."""
     expected = 2 * (min(video.reported_frames, video.max_frames) or video.max_frames)
@@ -257,10 +248,10 @@ def _predict_and_track(predictor, video: VideoReader, timings, progress) -> tupl
     rows: dict[str, list] = defaultdict(list)
     frame_count = 0
     for index, frame in enumerate(video):
-        with _timed(timings, "predict"):
+        with timer.stage("predict"):
             # The detector's whole-image fallback means nobody was found.
             people = [p for p in predictor.predict(frame) if p.detection_source != "whole-image"]
-        with _timed(timings, "track"):
+        with timer.stage("track"):
             ids = tracker.update([p.bbox for p in people])
         for person, track_id in zip(people, ids):
             for key, value in (("frame", index), ("track_id", track_id), ("bbox", person.bbox),
@@ -282,7 +273,7 @@ def _smooth_tracks(rows: dict[str, np.ndarray], smoother: Smoother) -> None:
             rows["frame"][m], rows["pose"][m], rows["betas"][m], rows["cam_translation"][m])
 
 
-def _draw_and_encode(predictor, renderer, video: VideoReader, rows, video_path: Path, timings,
+def _draw_and_encode(predictor, renderer, video: VideoReader, rows, video_path: Path, timer: StageTimer,
                      frame_done) -> None:
     """Pass 2: bodies from the (smoothed) parameters drawn over each frame, encoded to
     video_path; adds rows["joints2d"]."""
@@ -298,17 +289,17 @@ def _draw_and_encode(predictor, renderer, video: VideoReader, rows, video_path: 
         for index, frame in enumerate(video):
             m = np.nonzero(rows["frame"] == index)[0]
             if len(m):
-                with _timed(timings, "body_model"):
+                with timer.stage("body_model"):
                     vertices, rows["joints2d"][m] = _posed_bodies(
                         predictor, rows["pose"][m], rows["betas"][m], rows["cam_translation"][m],
                         focal_length, principal)
-                with _timed(timings, "render"):
+                with timer.stage("render"):
                     meshes = [MeshToRender(v + t, faces, color=person_color(int(i)))
                               for v, t, i in zip(vertices, rows["cam_translation"][m], rows["track_id"][m])]
                     frame = renderer.overlay(frame, meshes, focal_length, principal)
                     for i, box in zip(rows["track_id"][m], rows["bbox"][m]):
                         _label(frame, int(i), box)
-            with _timed(timings, "encode"):
+            with timer.stage("encode"):
                 writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             if frame_done:
                 frame_done(index + 1)
