@@ -94,10 +94,14 @@ def loaded_predictor(engine: Engine):
     return engine.predictor
 
 
-def _person_index(label, count: int) -> int:
-    """'person 2' -> 1, clipped to the people there are."""
-    k = int(str(label or "person 1").split()[-1]) - 1
-    return min(max(k, 0), count - 1)
+def person_choices(indices) -> list[tuple[str, int]]:
+    """Person pickers show 'person 1', 'person 2', ... and hand the handlers the index."""
+    return [(f"person {k + 1}", k) for k in indices]
+
+
+def _person_index(value, count: int) -> int:
+    """A person picker's value (None before the first choice), clipped to the people there are."""
+    return min(max(int(value or 0), 0), count - 1)
 
 
 def attention_views():
@@ -138,10 +142,10 @@ def image_tab(engine: Engine) -> None:
         mesh = gr.Model3D(label="Mesh (part colours)", camera_position=(-90, 90, None))
     files = gr.File(label="Downloads: mesh (.glb, .obj) and SMPL parameters (.json)", file_count="multiple")
 
-    def person_views(analysis, person_label, part_name):
+    def person_views(analysis, person, part_name):
         if analysis is None:
             return None, None, None, None
-        k = _person_index(person_label, len(analysis.people))
+        k = _person_index(person, len(analysis.people))
         return (analysis.part_heatmap(k, part_name or "left_wrist"), analysis.part_map(k),
                 analysis.attention_grid(k), analysis.skeleton_3d(k))
 
@@ -154,11 +158,11 @@ def image_tab(engine: Engine) -> None:
             analysis = analyse_image(predictor, engine.renderer, load_image(image), out_dir=engine.output_dir())
         except ImageError as err:
             raise gr.Error(str(err)) from err
-        people = [f"person {i + 1}" for i in range(len(analysis.people))]
-        views = person_views(analysis, people[0], part_name)
+        people = person_choices(range(len(analysis.people)))
+        views = person_views(analysis, 0, part_name)
         file_list = [str(p) for p in analysis.files.values()]
         return (analysis.overlay, analysis.side, analysis.keypoints, *views, str(analysis.files["glb"]),
-                file_list, gr.update(choices=people, value=people[0]), analysis.timing_text(), analysis)
+                file_list, gr.update(choices=people, value=0), analysis.timing_text(), analysis)
 
     outputs = [overlay, side, keypoints, heatmap, part_map, grid, skeleton, mesh, files, person, status,
                analysis_state]
@@ -284,19 +288,19 @@ def explorer_tab(engine: Engine, tab: gr.Tab) -> None:
         if not name:
             return gr.update(), gr.update()
         explorer = explorer_for(root_text)
-        persons = [f"person {p + 1}" for p in explorer.persons(name)]
+        persons = person_choices(explorer.persons(name))
         frames = explorer.frames(name, 0)
         if not frames:
             raise gr.Error(f"{name} has no frame with 3D ground truth for person 1.")
-        return (gr.update(choices=persons, value=persons[0]),
+        return (gr.update(choices=persons, value=persons[0][1]),
                 gr.update(minimum=frames[0], maximum=frames[-1], value=frames[0]))
 
     @readable_errors
-    def show_frame(root_text, name, person_label, frame_id, part_name):
+    def show_frame(root_text, name, person, frame_id, part_name):
         if not name:
             return (None,) * 8
         explorer = explorer_for(root_text)
-        p = _person_index(person_label, len(explorer.persons(name)))
+        p = _person_index(person, len(explorer.persons(name)))
         frames = explorer.frames(name, p)
         frame_id = min(frames, key=lambda f: abs(f - int(frame_id)))  # the nearest frame with ground truth
         view = explorer.frame_view(name, frame_id, p)
@@ -305,29 +309,29 @@ def explorer_tab(engine: Engine, tab: gr.Tab) -> None:
                 view.attention.heatmap(part_name or "left_wrist"), view.attention.part_map(), view.attention.grid())
 
     @readable_errors
-    def sequence_errors(root_text, name, person_label, progress=gr.Progress()):
+    def sequence_errors(root_text, name, person, progress=gr.Progress()):
         if not name:
             raise gr.Error("Open a dataset and pick a sequence first.")
         explorer = explorer_for(root_text)
-        p = _person_index(person_label, len(explorer.persons(name)))
+        p = _person_index(person, len(explorer.persons(name)))
         errors = explorer.sequence_errors(name, p, progress=lambda done, total: progress(
             done / max(total, 1), desc="frames"))
-        choices = [f"frame {f}: {e:.1f} mm" for f, e in errors.worst_frames]
+        choices = [(f"frame {f}: {e:.1f} mm", f) for f, e in errors.worst_frames]
         return errors.figure, gr.update(choices=choices, value=None)
 
     @readable_errors
-    def occlusion_map(root_text, name, person_label, frame_id, progress=gr.Progress()):
+    def occlusion_map(root_text, name, person, frame_id, progress=gr.Progress()):
         if not name:
             raise gr.Error("Open a dataset and pick a sequence first.")
         explorer = explorer_for(root_text)
-        p = _person_index(person_label, len(explorer.persons(name)))
+        p = _person_index(person, len(explorer.persons(name)))
         frame_id = min(explorer.frames(name, p), key=lambda f: abs(f - int(frame_id)))
         result = explorer.occlusion_sensitivity(name, frame_id, p, progress=lambda done, total: progress(
             done / max(total, 1), desc="occluded crops"))
         return result.picture
 
-    def jump_to(choice):
-        return gr.update() if not choice else int(choice.split(":")[0].split()[-1])
+    def jump_to(frame_id):
+        return gr.update() if frame_id is None else int(frame_id)
 
     frame_inputs = [root, sequence, person, frame, part]
     frame_outputs = [metrics, overlay, keypoints, joint_errors, skeleton, heatmap, part_map, grid]
