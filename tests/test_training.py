@@ -1,5 +1,7 @@
 import json
 import pickle
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,6 +202,7 @@ def test_a_train_only_source_adds_training_samples_not_validation(synthetic, tmp
     .npz layout here) trains and never validates, with no flag."""
     import yaml
 
+    from training.config import TrainingConfig
     from training.train import build_loaders
 
     extra = tmp_path / "extra"
@@ -213,14 +216,14 @@ def test_a_train_only_source_adds_training_samples_not_validation(synthetic, tmp
     config["train"]["samples_per_epoch"] = None
     config["data"]["sources"].insert(0, {"kind": "mpii", "root": str(mpii)})
     config["data"]["sources"].append({"kind": "synthetic", "root": str(extra), "validation": False})
-    train_loader, val_loader = build_loaders(config)
+    train_loader, val_loader = build_loaders(TrainingConfig.from_dict(config))
     train_counts = [len(ds) for ds in train_loader.dataset.datasets]
     assert train_counts == [2, len(read_pw3d(synthetic, "train")), len(read_pw3d(extra, "train"))]
     assert len(val_loader.dataset) == min(4, len(read_pw3d(synthetic, "validation")))
     assert all(s.valid_3d and mpii not in s.image_path.parents for s in val_loader.dataset.samples)
     del config["data"]["sources"][-1]["validation"]
     with pytest.raises(FileNotFoundError, match="validation"):
-        build_loaders(config)
+        build_loaders(TrainingConfig.from_dict(config))
 
 
 @pytest.mark.slow
@@ -336,17 +339,136 @@ def test_photo_validation_scores_every_epoch_and_export_can_select_by_it(synthet
 
 
 def test_config_overrides_read_exponents_as_numbers(synthetic, tmp_path):
-    from training.train import load_config
+    from training.config import load_config
 
     config = load_config(tiny_config(synthetic, tmp_path), ["train.min_lr=1e-6", "loss.part_attention=5E-2",
                                                             "train.epochs=3", "train.run_dir=1e-6x"])
-    assert config["train"]["min_lr"] == 1e-6 and config["loss"]["part_attention"] == 0.05
-    assert config["train"]["epochs"] == 3 and isinstance(config["train"]["epochs"], int)
-    assert config["train"]["run_dir"] == "1e-6x"
+    assert config.train.min_lr == 1e-6 and config.loss.part_attention == 0.05
+    assert config.train.epochs == 3 and isinstance(config.train.epochs, int)
+    assert config.train.run_dir == "1e-6x"
+
+
+CONFIGS = sorted((Path(__file__).parents[1] / "training" / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_bundled_config_loads(path):
+    from pare_demo.models import ModelConfig
+    from training.config import load_config
+
+    config = load_config(path)
+    assert config.data.sources and config.train.run_dir and config.train.lr > 0
+    ModelConfig.from_dict(config.network())  # the network it describes can be built
+
+
+def test_config_defaults_are_the_ones_training_always_had(synthetic, tmp_path):
+    """A config of the required keys only: every optional key takes the value train.py
+    fell back on before the config had a schema."""
+    from pare_demo.models import default_config
+    from training.config import DataSection, Source, TrainSection, TrainingConfig
+    from training.datasets import Augmentation
+    from training.losses import LossWeights
+
+    config = TrainingConfig.from_dict({
+        "model": {"backbone": "mobilenetv3"},
+        "data": {"sources": [{"kind": "synthetic", "root": "somewhere"}]},
+        "train": {"run_dir": "~/run", "batch_size": 4, "lr": 1e-3, "epochs": 2},
+    })
+    assert config.data == DataSection(sources=[Source(kind="synthetic", root="somewhere", weight=1.0, every=1,
+                                                      validation=True)],
+                                      val_split="validation", val_limit=None, photos=None)
+    assert config.augment == Augmentation() and config.loss == LossWeights()
+    assert config.train == TrainSection(run_dir="~/run", batch_size=4, lr=1e-3, epochs=2, init=None,
+                                        lr_schedule="constant", min_lr=0.0, backbone_lr_scale=1.0, weight_decay=0.0,
+                                        samples_per_epoch=None, top_k=30, workers=1, threads=None, seed=0,
+                                        log_every=10, limit_train_batches=None)
+    assert config.train.run_path == Path.home() / "run"
+    assert config.network() == default_config("mobilenetv3").to_dict()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.lerning_rate=1e-4", r"train\.lerning_rate is not a training config key; known: run_dir, .*\blr\b"),
+    ("trian.lr=1e-4", r"trian is not a training config key; known: model, data, train, augment, loss"),
+    ("augment.flipp=0.5", r"augment\.flipp is not a training config key; known: flip, "),
+    ("model.head.skeleton_hiden=8", r"model\.head\.skeleton_hiden is not a training config key; known: .*skeleton_hidden"),
+    ("data.sources=[{kind: synthetic, root: x, wieght: 2}]", r"data\.sources\[0\]\.wieght is not a training config key"),
+    ("train.epochs=2.5", r"train\.epochs must be an integer, not 2\.5"),
+    ("train.lr=fast", r"train\.lr must be a number, not 'fast'"),
+    ("train.lr_schedule=linear", r"train\.lr_schedule is 'linear': use constant or cosine"),
+    ("data.sources=[{kind: coco, root: x}]", r"data\.sources\[0\]\.kind is 'coco': use pw3d or synthetic or mpii"),
+    ("model.backbone=resnet18", r"model\.backbone is 'resnet18': use "),
+    ("train.lr.initial=1", r"override 'train\.lr\.initial=1': train\.lr is not a section"),
+    ("train.lr", r"override 'train\.lr' is not key=value"),
+    ("train.run_dir=[unclosed", r"override 'train\.run_dir=\[unclosed': .*\(line 1, column"),
+])
+def test_a_typo_in_an_override_is_refused_with_its_dotted_path(synthetic, tmp_path, override, message):
+    from training.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config(tiny_config(synthetic, tmp_path), [override])
+    assert "\n" not in str(error.value)  # one line, for `error: ...`
+
+
+def test_unknown_keys_in_the_file_are_refused_at_any_level(synthetic, tmp_path):
+    import yaml
+
+    from training.config import ConfigError, TrainingConfig, load_config
+
+    path = tiny_config(synthetic, tmp_path)
+    base = yaml.safe_load(path.read_text())
+    for where, dotted in ((base, "schedule"), (base["train"], "train.lerning_rate"),
+                          (base["data"]["sources"][0], "data.sources[0].wieght"), (base["model"], "model.heads")):
+        key = dotted.rsplit(".", 1)[-1].split("]")[-1]
+        where[key] = 1
+        path.write_text(yaml.safe_dump(base))
+        with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: {re.escape(dotted)} is not a training config key"):
+            load_config(path)
+        with pytest.raises(ConfigError, match=rf"^{re.escape(dotted)} is not a training config key"):
+            TrainingConfig.from_dict(base)
+        del where[key]
+    del base["train"]["lr"]
+    with pytest.raises(ConfigError, match=r"train\.lr is missing"):
+        TrainingConfig.from_dict(base)
+
+
+def test_the_training_cli_says_what_is_wrong_in_one_line(synthetic, tmp_path, capsys):
+    from training import export
+    from training.train import main
+
+    path = tiny_config(synthetic, tmp_path)
+    assert main(["--config", str(path), "train.epoch=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "train.epoch is not a training config key" in err and err.count("\n") == 1
+    assert main(["--config", str(path), "--init", str(tmp_path / "missing.pt")]) == 2
+    assert capsys.readouterr().err == f"error: --init {tmp_path / 'missing.pt'}: no such file\n"
+    assert main(["--config", str(path), "--resume-best", "--init", str(tmp_path / "x.pt")]) == 2
+    assert "choose one" in capsys.readouterr().err
+    assert export.main(["--config", str(path), "--out", str(tmp_path / "x.pt")]) == 2  # nothing trained yet
+    assert capsys.readouterr().err.startswith(f"error: no scored checkpoints under {tmp_path / 'run'}")
+
+
+def test_train_init_names_where_phase_1_starts(synthetic, tmp_path):
+    """train.init in the config is --init's twin: ~ expanded, relative to the repository,
+    the flag wins over it, and phase 2 starts from phase 1's best regardless."""
+    from training.config import REPO_ROOT, load_config
+    from training.train import starting_weights
+
+    path = tiny_config(synthetic, tmp_path)
+    assert load_config(path).train.init_path is None
+    assert starting_weights(load_config(path), None, "phase1") is None
+    for given, expected in (("~/step1.pt", Path.home() / "step1.pt"), ("assets/step1.pt", REPO_ROOT / "assets/step1.pt"),
+                            (str(tmp_path / "step1.pt"), tmp_path / "step1.pt")):
+        config = load_config(path, [f"train.init={given}"])
+        assert config.train.init_path == expected
+        assert starting_weights(config, None, "phase1") == (expected, "train.init")
+        assert starting_weights(config, Path("flag.pt"), "phase1") == (Path("flag.pt"), "--init")
+        assert starting_weights(config, None, "phase2") is None
 
 
 @pytest.mark.slow
-def test_init_from_a_checkpoint_with_a_cosine_schedule(synthetic, small_checkpoint, tmp_path):
+def test_init_from_a_checkpoint_with_a_cosine_schedule(synthetic, small_checkpoint, tmp_path, capsys):
+    import yaml
+
     from pare_demo.checkpoints import load_checkpoint, save_checkpoint
     from training.train import main
 
@@ -366,8 +488,21 @@ def test_init_from_a_checkpoint_with_a_cosine_schedule(synthetic, small_checkpoi
     # Weights that do not fit the config's network: a clear error, not a traceback.
     broken = save_checkpoint(tmp_path / "broken.pt", load_checkpoint(small_checkpoint)["config"],
                              {k: v for k, v in start.items() if k != weights[0]})
-    with pytest.raises(SystemExit, match=f"(?s)--init .*broken.pt.*missing keys.*{weights[0]}"):
-        main(["--config", str(path), "train.run_dir=" + str(tmp_path / "run2"), "--init", str(broken)])
+    assert main(["--config", str(path), "train.run_dir=" + str(tmp_path / "run2"), "--init", str(broken)]) == 2
+    assert re.fullmatch(f"error: --init .*broken.pt: .*missing keys.*{weights[0]}.*\n", capsys.readouterr().err)
+
+    # train.init in the config does what --init does, and the flag wins over it.
+    config = yaml.safe_load(path.read_text())
+    config["train"]["init"] = str(small_checkpoint)
+    path.write_text(yaml.safe_dump(config))
+    assert main(["--config", str(path), "train.min_lr=1e-6", "train.run_dir=" + str(tmp_path / "run4")]) == 0
+    from_key = torch.load(tmp_path / "run4" / "phase1" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert max(float((from_key["state_dict"][f"model.{k}"] - start[k]).abs().max()) for k in weights) < 2.5e-3
+    assert from_key["global_step"] == 2
+    assert main(["--config", str(path), "train.run_dir=" + str(tmp_path / "run5"), "--init", str(broken)]) == 2
+    assert "error: --init" in capsys.readouterr().err  # the flag's checkpoint was the one loaded
+    assert main(["--config", str(path), "train.run_dir=" + str(tmp_path / "run5"), f"train.init={broken}"]) == 2
+    assert re.fullmatch("error: train.init .*broken.pt: .*missing keys.*\n", capsys.readouterr().err)
 
     # A config that adds the zero-started skeleton branch still starts from the checkpoint.
     assert main(["--config", str(path), "train.run_dir=" + str(tmp_path / "run3"), "model.head.skeleton_hidden=8",

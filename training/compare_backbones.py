@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from training.config import ConfigError, load_config
+
 BACKBONES = ("mobilenetv3", "resnet50", "hrnet_w32")
 
 
@@ -44,14 +46,14 @@ def compare(config: str, test_root: Path, out: Path, backbones=BACKBONES, steps:
 
     test_samples = read_pw3d(test_root, "test", every=every)
     if not test_samples:
-        raise SystemExit(f"no test sequences under {test_root}/sequenceFiles/test")
+        raise FileNotFoundError(f"no test sequences under {test_root}/sequenceFiles/test")
     rows = []
     for backbone in backbones:
         run_dir = out / backbone
         start = time.perf_counter()
-        train.main(["--config", config, f"model.backbone={backbone}", f"train.run_dir={run_dir}",
-                    "train.epochs=1", f"train.batch_size={batch}", f"train.samples_per_epoch={steps * batch}",
-                    "train.top_k=1", *(overrides or [])])
+        settings = [f"model.backbone={backbone}", f"train.run_dir={run_dir}", "train.epochs=1",
+                    f"train.batch_size={batch}", f"train.samples_per_epoch={steps * batch}", "train.top_k=1"]
+        train.run(load_config(config, [*settings, *(overrides or [])]))
         train_minutes = (time.perf_counter() - start) / 60
         # The network alone, as the comparison in the README was measured.
         predictor = Predictor(run_dir / "best.pt", device="cpu", flip_test=False)
@@ -88,8 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_intermixed_args(argv)  # key=value overrides may follow the options
     out = args.out.expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    rows = compare(args.config, args.test_root.expanduser(), out, args.backbones, args.steps, args.batch,
-                   args.every, args.overrides)
+    try:
+        rows = compare(args.config, args.test_root.expanduser(), out, args.backbones, args.steps, args.batch,
+                       args.every, args.overrides)
+    except (ConfigError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(table(rows))
     return 0
 

@@ -16,7 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from training.train import PHOTO_SCORE, best_checkpoint, export_best, load_config, model_config
+from training.config import ConfigError, load_config
+from training.train import PHOTO_SCORE, best_checkpoint, export_best
 
 TEST_KEYS = ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split", "flip_test", "fit",
              "ground_truth_body_models")
@@ -35,14 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--select", choices=("pa_mpjpe", "photo_pck"), default="pa_mpjpe",
                         help="keep the checkpoint best on synthetic validation or on the real-photo dev set")
     args = parser.parse_intermixed_args(argv)  # key=value overrides may follow the options
-    config = load_config(args.config, args.overrides)
-    run_dir = Path(config["train"]["run_dir"]).expanduser()
-    if args.select == "photo_pck":
-        path, score = best_checkpoint(run_dir, score=PHOTO_SCORE, lowest=False)
-        metrics, what = {"val_photo_pck": score}, f"dev-photo PCK@0.1 {score:.3f}"
-    else:
-        path, score = best_checkpoint(run_dir)
-        metrics, what = {"val_pa_mpjpe_mm": score}, f"validation PA-MPJPE {score:.1f} mm"
+    try:
+        config = load_config(args.config, args.overrides)
+        run_dir = config.train.run_path
+        if args.select == "photo_pck":
+            path, score = best_checkpoint(run_dir, score=PHOTO_SCORE, lowest=False)
+            metrics, what = {"val_photo_pck": score}, f"dev-photo PCK@0.1 {score:.3f}"
+        else:
+            path, score = best_checkpoint(run_dir)
+            metrics, what = {"val_pa_mpjpe_mm": score}, f"validation PA-MPJPE {score:.1f} mm"
+    except (ConfigError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     extra = {}
     if args.test_json:
         results = json.loads(args.test_json.read_text())
@@ -51,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads(args.photos_json.read_text())
         extra["photos"] = {"overall": results["overall"], "checkpoint": results["config"]["checkpoint"]}
     # Straight to --out: the run's own best.pt stays as training wrote it.
-    export_best(run_dir, path, model_config(config), metrics, extra, out=args.out)
+    export_best(run_dir, path, config.network(), metrics, extra, out=args.out)
     print(f"{path.name} ({what}) -> {args.out}")
     return 0
 
