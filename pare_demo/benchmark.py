@@ -9,7 +9,7 @@ pare_demo.optimize, `onnx` = ONNX Runtime), on a 640x480 photo of one person:
 - median and p90 ms of each stage (decode, detect, crop, network, body model, camera,
   render overlay, heatmaps) with 1 and with 8 people (network batch 2 and 16: the flip
   test);
-- the webcam path (pare_demo.live, mesh overlay) end to end: mean ms including the
+- the webcam path (pare_demo.app.live, mesh overlay) end to end: mean ms including the
   detector every few frames, and fps;
 - speed-ups against eager fp32 measured in the same run (paths are interleaved, so a
   busy machine slows them alike).
@@ -151,7 +151,7 @@ class Crowd:
 
 def pipeline_once(predictor, renderer, frame: np.ndarray) -> dict[str, float]:
     """ms per stage for one frame: the predictor's stages, the mesh overlay and one part's heatmap."""
-    from pare_demo.live import part_heatmap
+    from pare_demo.app.live import part_heatmap
     from pare_demo.render import people_meshes
 
     people = predictor.predict(frame)
@@ -165,7 +165,7 @@ def pipeline_once(predictor, renderer, frame: np.ndarray) -> dict[str, float]:
 
 def bench_backbone(predictors: dict, renderer, frame: np.ndarray, settings: Settings) -> dict:
     """Stages with 1 and 8 people and the webcam path, for every path; paths take turns."""
-    from pare_demo.live import LiveSession
+    from pare_demo.app.live import LiveSession
 
     out = {path: {} for path in predictors}
     for people, repeats in ((1, settings.repeats), (8, settings.repeats_batch8)):
@@ -230,7 +230,7 @@ def bench_flip_test(predictor, frame: np.ndarray, repeats: int) -> dict:
 
 def bench_memory(predictor, renderer, frame: np.ndarray, frames: int) -> dict:
     """Resident memory across webcam frames, every layer toggled on and off in turn."""
-    from pare_demo.live import LiveSession
+    from pare_demo.app.live import LiveSession
 
     session = LiveSession(predictor, renderer)
     views = [("mesh",), ("mesh", "keypoints"), ("heatmap",), ("mesh", "keypoints", "heatmap")]

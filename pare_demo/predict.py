@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     files = collect_inputs(args.inputs)
-    from pare_demo.analysis import analyse_image
+    from pare_demo.app.analysis import analyse_image
     from pare_demo.render import Renderer
 
     renderer = Renderer()

@@ -5,9 +5,9 @@ import re
 import numpy as np
 import pytest
 
-from pare_demo.analysis import DISPLAY_MAX_SIDE, analyse_image
+from pare_demo.app.analysis import DISPLAY_MAX_SIDE, analyse_image
 from pare_demo.checkpoints import load_checkpoint, save_checkpoint
-from pare_demo.engine import OUTPUT_SLOTS, Engine, training_summary
+from pare_demo.app.engine import OUTPUT_SLOTS, Engine, training_summary
 from pare_demo.images import ImageError
 
 
@@ -107,7 +107,7 @@ def test_3d_keypoints_figure_shows_an_upright_person_head_up():
 
     import torch
 
-    from pare_demo.analysis import ImageAnalysis
+    from pare_demo.app.analysis import ImageAnalysis
     from pare_demo.body import SMPL_JOINT_NAMES, load_body_model
 
     body = load_body_model("open")
@@ -128,7 +128,7 @@ def test_checkpoints_offered_come_from_the_checkpoint_folders(tmp_path, monkeypa
     import shutil
 
     from pare_demo import paths
-    from pare_demo.engine import BUNDLED, available_checkpoints
+    from pare_demo.app.engine import BUNDLED, available_checkpoints
 
     monkeypatch.setenv(paths.CHECKPOINTS_DIR_ENV, str(tmp_path))
     shutil.copyfile(small_checkpoint, tmp_path / "mine.pt")

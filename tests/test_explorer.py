@@ -12,7 +12,7 @@ from pare_demo import metrics
 from pare_demo.crop import crop_image, make_crop, square_around
 from pare_demo.data.pw3d import read_pw3d, read_sequence_file
 from pare_demo.evaluation import evaluate_samples
-from pare_demo.explorer import GREY, Explorer, ExplorerError, ground_truth_body_model
+from pare_demo.app.explorer import GREY, Explorer, ExplorerError, ground_truth_body_model
 from pare_demo.images import load_image
 from pare_demo.predictor import Predictor
 from pare_demo.render import Renderer

@@ -4,7 +4,7 @@ import pytest
 from skimage import data
 
 from pare_demo.detect import PersonDetector
-from pare_demo.live import LiveSession, follow
+from pare_demo.app.live import LiveSession, follow
 from pare_demo.predictor import Predictor
 
 

@@ -260,7 +260,7 @@ def test_top_k_and_resume(synthetic, tmp_path):
 
     # Export for the app, with held-out results in the checkpoint for the Model tab.
     from pare_demo.checkpoints import load_checkpoint
-    from pare_demo.engine import training_summary
+    from pare_demo.app.engine import training_summary
     from training import evaluate, export
 
     results = tmp_path / "eval.json"
@@ -308,7 +308,7 @@ def test_photo_validation_scores_every_epoch_and_export_can_select_by_it(synthet
     import yaml
 
     from pare_demo.checkpoints import load_checkpoint
-    from pare_demo.engine import training_summary
+    from pare_demo.app.engine import training_summary
     from training import evaluate_photos, export
     from training.train import main
 

@@ -8,7 +8,7 @@ import torch
 
 from pare_demo.detect import Detection, PersonDetector
 from pare_demo.predictor import Predictor
-from pare_demo.video import Smoother, Tracker, VideoError, VideoReader, process_video
+from pare_demo.app.video import Smoother, Tracker, VideoError, VideoReader, process_video
 
 BACKGROUND = 128
 SIZE = (320, 240)

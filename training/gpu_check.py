@@ -64,7 +64,7 @@ def check_paths(photo: np.ndarray) -> list[dict]:
 
 def check_analysis(photo: np.ndarray) -> dict:
     """The Image tab's analysis on the GPU, the overlay drawn by EGL."""
-    from pare_demo.analysis import analyse_image
+    from pare_demo.app.analysis import analyse_image
     from pare_demo.predictor import Predictor
     from pare_demo.render import Renderer
 

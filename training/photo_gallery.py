@@ -41,7 +41,7 @@ def draw_annotation(image: np.ndarray, people, scale: float) -> np.ndarray:
 
 
 def photo_row(predictor, renderer, pixels: np.ndarray, annotated_people=()) -> np.ndarray:
-    from pare_demo.analysis import analyse_image
+    from pare_demo.app.analysis import analyse_image
 
     analysis = analyse_image(predictor, renderer, pixels)
     scale = analysis.image.shape[1] / pixels.shape[1]

@@ -20,7 +20,7 @@ from pare_demo.body.model import find_smpl_file
 from pare_demo.checkpoints import CheckpointError
 # torch (through the predictor) must be loaded before the renderer opens an EGL context:
 # the other order crashes the process inside torch's import.
-from pare_demo.analysis import analyse_image
+from pare_demo.app.analysis import analyse_image
 from pare_demo.predictor import Predictor
 
 BUNDLED = "bundled"

@@ -13,7 +13,6 @@ of what it can encode, VP8 and VP9 are what browsers play; VP8 encodes ~6x faste
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,168 +20,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
-from pare_demo.boxes import box_iou
+from pare_demo.app.video.reader import MAX_FRAMES, VideoError, VideoReader
+from pare_demo.app.video.smoothing import Smoother
+from pare_demo.app.video.tracking import Tracker
 from pare_demo.colors import person_color, to_uint8
-from pare_demo.geometry import (perspective_projection, rot6d_to_rotmat, rotmat_to_axis_angle,
-                                rotmat_to_rot6d)
+from pare_demo.geometry import perspective_projection, rotmat_to_axis_angle
 from pare_demo.render import MeshToRender
 from pare_demo.timing import StageTimer
 
-MAX_FRAMES = 300        # frames processed per clip; the rest is left out, and the message says so
-MAX_SIDE = 1280         # longer frames are scaled down to this
-MIN_SIDE = 16           # smaller frames are refused
-DEFAULT_FPS = 25.0      # when the container does not say
 FOURCC, SUFFIX = "VP80", ".webm"
-
-
-class VideoError(ValueError):
-    """The input is not a clip pare-demo can use; the message says why."""
-
-
-class VideoReader:
-    """The frames of a clip as RGB uint8, scaled so the longer side is at most max_side,
-    cropped to even sizes (VP8 would drop an odd last row or column), at most max_frames.
-    Each iteration decodes the file afresh, so a clip can be read twice."""
-
-    def __init__(self, path, max_frames: int = MAX_FRAMES, max_side: int = MAX_SIDE):
-        if max_frames < 1:
-            raise ValueError(f"max_frames must be at least 1, not {max_frames}")
-        if path is None or str(path) == "":
-            raise VideoError("No video was given.")
-        self.path = Path(path)
-        self.max_frames, self.max_side = max_frames, max_side
-        if not self.path.is_file():
-            raise VideoError(f"{self.path.name} does not exist.")
-        capture = self._open()
-        try:
-            fps = capture.get(cv2.CAP_PROP_FPS)
-            self.fps = fps if math.isfinite(fps) and 0 < fps <= 240 else DEFAULT_FPS
-            count = capture.get(cv2.CAP_PROP_FRAME_COUNT)  # from the container: may be an estimate
-            self.reported_frames = int(count) if math.isfinite(count) and count > 0 else 0
-            ok, first = capture.read()
-        finally:
-            capture.release()
-        if not ok or first is None:
-            raise VideoError(f"{self.path.name} is empty: no frame in it could be decoded.")
-        if min(first.shape[:2]) < MIN_SIDE:
-            raise VideoError(f"{self.path.name} is too small ({first.shape[1]}x{first.shape[0]} pixels).")
-        height, width = self._fit(first).shape[:2]
-        self.size = (width, height)
-        self.truncated = False       # set by iterating: True when frames were left out
-        self.timer = StageTimer()  # decoding, over every pass
-
-    def _open(self) -> cv2.VideoCapture:
-        capture = cv2.VideoCapture(str(self.path))
-        if not capture.isOpened():
-            raise VideoError(f"{self.path.name} is not a video that can be read "
-                             "(try MP4, WebM, MOV or AVI).")
-        return capture
-
-    def _fit(self, bgr: np.ndarray) -> np.ndarray:
-        h, w = bgr.shape[:2]
-        s = min(1.0, self.max_side / max(h, w))
-        if s < 1:
-            bgr = cv2.resize(bgr, (max(2, round(w * s)), max(2, round(h * s))), interpolation=cv2.INTER_AREA)
-            h, w = bgr.shape[:2]
-        return cv2.cvtColor(bgr[:h - h % 2, :w - w % 2], cv2.COLOR_BGR2RGB)
-
-    def __iter__(self):
-        capture = self._open()
-        try:
-            for _ in range(self.max_frames):
-                with self.timer.stage("decode"):
-                    ok, bgr = capture.read()
-                    frame = self._fit(bgr) if ok else None
-                if frame is None:
-                    return
-                yield frame
-            self.truncated = capture.grab()
-        finally:
-            capture.release()
-
-
-@dataclass
-class _Track:
-    id: int
-    box: np.ndarray
-    velocity: np.ndarray   # box change per frame
-    missed: int = 0        # frames since last seen
-
-    def expected_box(self) -> np.ndarray:
-        return self.box + self.velocity * (self.missed + 1)
-
-
-class Tracker:
-    """Stable integer ids for people across frames. Each frame's boxes are matched
-    one-to-one (Hungarian method) to where the live tracks are expected to be (last box
-    moved on at its velocity) by IoU; a box left unmatched starts a new track, and a track
-    unseen for more than max_missed frames ends. Ids count up from 0 and are never reused."""
-
-    def __init__(self, min_iou: float = 0.2, max_missed: int = 5):
-        self.min_iou, self.max_missed = min_iou, max_missed
-        self.tracks: list[_Track] = []
-        self.next_id = 0
-
-    def update(self, boxes) -> list[int]:
-        """One frame's (N, 4) boxes -> their N track ids."""
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        ids = [-1] * len(boxes)
-        matched: set[int] = set()
-        if self.tracks and len(boxes):
-            iou = box_iou(boxes, np.stack([t.expected_box() for t in self.tracks]))
-            for i, j in zip(*linear_sum_assignment(-iou)):
-                if iou[i, j] >= self.min_iou:
-                    track = self.tracks[j]
-                    track.velocity = (boxes[i] - track.box) / (track.missed + 1)
-                    track.box, track.missed = boxes[i], 0
-                    ids[i] = track.id
-                    matched.add(j)
-        for j, track in enumerate(self.tracks):
-            if j not in matched:
-                track.missed += 1
-        self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
-        for i, box in enumerate(boxes):
-            if ids[i] < 0:
-                self.tracks.append(_Track(self.next_id, box, np.zeros(4)))
-                ids[i] = self.next_id
-                self.next_id += 1
-        return ids
-
-
-class Smoother:
-    """Centred Gaussian smoothing over time of one track's pose, shape and camera.
-
-    Rotations are averaged in the 6D representation (two matrix columns) and
-    Gram-Schmidt'ed back, so they stay proper rotations. Shape gets a wider window: a
-    person's body does not change during a clip. Frames a track missed are simply absent
-    (weights follow the frame numbers). enabled=False returns the inputs unchanged."""
-
-    def __init__(self, enabled: bool = True, sigma: float = 2.0, betas_sigma: float = 8.0):
-        self.enabled, self.sigma, self.betas_sigma = enabled, sigma, betas_sigma
-
-    def __call__(self, frames, pose, betas, cam_translation):
-        """frames (T,) increasing frame numbers; pose (T, 24, 3, 3); betas (T, 10);
-        cam_translation (T, 3). Returns (pose, betas, cam_translation), smoothed."""
-        if not self.enabled:
-            return pose, betas, cam_translation
-        frames = np.asarray(frames, dtype=np.float64)
-        sixd = rotmat_to_rot6d(torch.as_tensor(pose, dtype=torch.float64)).numpy()
-        sixd = _gaussian(frames, sixd, self.sigma)
-        pose = rot6d_to_rotmat(torch.from_numpy(sixd)).numpy().astype(np.float32)
-        betas = _gaussian(frames, np.asarray(betas, np.float64), self.betas_sigma).astype(np.float32)
-        cam = _gaussian(frames, np.asarray(cam_translation, np.float64), self.sigma).astype(np.float32)
-        return pose, betas, cam
-
-
-def _gaussian(times: np.ndarray, values: np.ndarray, sigma: float) -> np.ndarray:
-    """Each row of values (T, ...) replaced by the Gaussian-weighted mean of the rows within
-    3 sigma of its time."""
-    dt = (times[:, None] - times[None, :]) / sigma
-    weights = np.exp(-0.5 * dt ** 2) * (np.abs(dt) <= 3)
-    weights /= weights.sum(1, keepdims=True)
-    return (weights @ values.reshape(len(values), -1)).reshape(values.shape)
 
 
 @dataclass

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from pare_demo import metrics, paths, visualize
-from pare_demo.analysis import AttentionViews, display_size
+from pare_demo.app.analysis import AttentionViews, display_size
 from pare_demo.body import load_body_model
 from pare_demo.body.joint_names import EVAL_JOINT_NAMES
 from pare_demo.colors import GROUND_TRUTH_COLOR, PREDICTION_COLOR

@@ -1,4 +1,4 @@
-"""Everything the app shows for one image, computed in one place (app.py only wires it up).
+"""Everything the app shows for one image, computed in one place (the Image tab only wires it up).
 
     analysis = analyse_image(predictor, renderer, image)
     analysis.overlay, analysis.side, analysis.keypoints, analysis.attention_grid(person), ...
