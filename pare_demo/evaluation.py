@@ -101,8 +101,7 @@ def evaluate_samples(predictor, samples: list[Sample], gt_bodies: GroundTruthBod
         for s in chunk:
             center, side = square_around(s.bbox)
             crops.append(crop_image(load_image(s.image_path), make_crop(center, side, size)))
-        net = predictor.run_network(predictor.normalise(np.stack(crops)))
-        pred = body.posed(net["pose"], net["betas"])
+        _, pred = predictor.run_crops(np.stack(crops))
         results += score_frames(chunk, pred.vertices, body, gt_bodies)
     return results
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from pare_demo import paths
 from pare_demo.checkpoints import CheckpointError
-from pare_demo.models import PARE, load_model
+from pare_demo.models import PARE, PareOutput, load_model
 from pare_demo.optimize import usable_cores
 
 OUTPUTS = ("pose", "betas", "cam", "part_logits", "part_attention")
@@ -68,7 +68,7 @@ def onnx_session(onnx_path: str | Path, threads: int | None = None, cuda: bool =
 
 
 class OnnxNetwork:
-    """Runs an exported network; returns the same dict of tensors as Predictor.run_network."""
+    """Runs an exported network; returns a PareOutput (without features), as PARE does."""
 
     def __init__(self, onnx_path: str | Path, threads: int | None = None):
         """threads: intra-op threads (default: the cores this process may use)."""
@@ -83,10 +83,10 @@ class OnnxNetwork:
             export(model, cached)
         return cls(cached)
 
-    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def __call__(self, images: torch.Tensor) -> PareOutput:
         array = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)  # a copy only if needed
         outs = self.session.run(list(OUTPUTS), {"images": array})
-        return {name: torch.from_numpy(o).to(images.device) for name, o in zip(OUTPUTS, outs)}
+        return PareOutput(**{name: torch.from_numpy(o).to(images.device) for name, o in zip(OUTPUTS, outs)})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,18 +10,17 @@ the network looked at in the picture the user gave it.
 """
 from __future__ import annotations
 
-import torch
+from dataclasses import replace
 
 from pare_demo.body.mirror import mirror_camera, mirror_pose
 from pare_demo.geometry import nearest_rotation
+from pare_demo.models.pare import PareOutput
 
 
-def average_with_mirror(out: dict[str, torch.Tensor], mirrored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def average_with_mirror(out: PareOutput, mirrored: PareOutput) -> PareOutput:
     """Network outputs on crops and on the same crops mirrored -> the averaged output.
     Rotations are averaged as matrices and projected back onto rotations."""
-    return {
-        **out,
-        "pose": nearest_rotation(out["pose"] + mirror_pose(mirrored["pose"])),
-        "betas": (out["betas"] + mirrored["betas"]) / 2,
-        "cam": (out["cam"] + mirror_camera(mirrored["cam"])) / 2,
-    }
+    return replace(out,
+                   pose=nearest_rotation(out.pose + mirror_pose(mirrored.pose)),
+                   betas=(out.betas + mirrored.betas) / 2,
+                   cam=(out.cam + mirror_camera(mirrored.cam)) / 2)

@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from pare_demo.flip_test import average_with_mirror
 from pare_demo.geometry import (CROP_FOCAL_LENGTH, crop_to_full_camera, perspective_projection,
                                 rotmat_to_axis_angle)
 from pare_demo.images import downscale_huge, to_rgb_uint8
-from pare_demo.models import model_from_checkpoint
+from pare_demo.models import PareOutput, model_from_checkpoint
 from pare_demo.optimize import optimize_for_inference, torch_threads
 from pare_demo.timing import StageTimer
 
@@ -158,30 +159,37 @@ class Predictor:
         return (x - self._mean) / self._std
 
     def run_network(self, images: torch.Tensor, flip_test: bool | None = None,
-                    fit: bool | None = None) -> dict[str, torch.Tensor]:
-        """Normalised crops -> pose, betas, cam, part_logits, part_attention.
+                    fit: bool | None = None) -> PareOutput:
+        """Normalised crops -> the network's output in float32, without features.
         flip_test, fit: None follows self.flip_test, self.fit."""
         if not (self.flip_test if flip_test is None else flip_test):
             net = self._run_once(images)
         else:
             both = self._run_once(torch.cat((images, images.flip(-1))))  # one batch: faster than two
             n = len(images)
-            net = average_with_mirror({k: v[:n] for k, v in both.items()}, {k: v[n:] for k, v in both.items()})
+            net = average_with_mirror(both.map(lambda t: t[:n]), both.map(lambda t: t[n:]))
         if self.fit if fit is None else fit:
-            self._fit(net)
+            net = self._fit(net)
         return net
 
-    def _fit(self, net: dict[str, torch.Tensor], settings: FitSettings = FitSettings()) -> None:
-        """The network's pose and camera in `net` replaced by their fit to its attention."""
-        net["pose"], net["cam"] = fit_to_attention(self.body_model, net["pose"], net["betas"], net["cam"],
-                                                   net["part_attention"], settings)
+    @torch.inference_mode()
+    def run_crops(self, crops: np.ndarray) -> tuple[PareOutput, Any]:
+        """(B, S, S, 3) uint8 crops -> run_network's output and the bodies it poses
+        (smplx's output: vertices, joints)."""
+        net = self.run_network(self.normalise(crops))
+        return net, self.body_model.posed(net.pose, net.betas)
 
-    def _run_once(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _fit(self, net: PareOutput, settings: FitSettings = FitSettings()) -> PareOutput:
+        """`net` with its pose and camera replaced by their fit to its attention."""
+        pose, cam = fit_to_attention(self.body_model, net.pose, net.betas, net.cam, net.part_attention, settings)
+        return replace(net, pose=pose, cam=cam)
+
+    def _run_once(self, images: torch.Tensor) -> PareOutput:
         if self.backend == "onnx":
             return self._network(images)
         with torch.inference_mode(), self._autocast():
             out = self._network(images)
-        return {k: getattr(out, k).float() for k in ("pose", "betas", "cam", "part_logits", "part_attention")}
+        return out.map(torch.Tensor.float)
 
     @contextmanager
     def _autocast(self):
@@ -231,12 +239,12 @@ class Predictor:
         net = self.run_network(batch, fit=False)
         lap("network")
         if self.fit:  # after the network's lap, so the timings show it apart
-            self._fit(net, VIDEO_FIT if video_frame else FitSettings())
+            net = self._fit(net, VIDEO_FIT if video_frame else FitSettings())
             lap("fit")
 
         with torch.inference_mode():
-            pose = net["pose"]
-            body = self.body_model.posed(pose, net["betas"])
+            pose = net.pose
+            body = self.body_model.posed(pose, net.betas)
             eval_joints = self.body_model.eval_joints(body.vertices)
         lap("body_model")
 
@@ -247,7 +255,7 @@ class Predictor:
         # One camera for the whole image, so several people render in one scene; its long
         # focal length keeps the crop camera's near-orthographic view (5000 px at 224 px).
         focal = CROP_FOCAL_LENGTH * max(width, height) / size
-        translation = crop_to_full_camera(net["cam"], centers, sides, image_size, focal)
+        translation = crop_to_full_camera(net.cam, centers, sides, image_size, focal)
         principal = torch.tensor([width / 2, height / 2], device=self.device)
         joints = body.joints[:, :24]
         joints2d = perspective_projection(joints, translation, focal, principal)
@@ -259,13 +267,13 @@ class Predictor:
         for i, det in enumerate(detections):
             people.append(Prediction(
                 bbox=det.box / scale, detection_score=det.score, detection_source=det.source,
-                pose=to_np(pose[i]), pose_axis_angle=axis_angle[i], betas=to_np(net["betas"][i]),
-                cam_crop=to_np(net["cam"][i]), cam_translation=to_np(translation[i]),
+                pose=to_np(pose[i]), pose_axis_angle=axis_angle[i], betas=to_np(net.betas[i]),
+                cam_crop=to_np(net.cam[i]), cam_translation=to_np(translation[i]),
                 focal_length=float(focal), principal_point=np.array([width / 2, height / 2]),
                 vertices=to_np(body.vertices[i]), joints3d=to_np(joints[i]),
                 eval_joints3d=to_np(eval_joints[i]), keypoints3d=to_np(body.joints[i, 24:]),
-                joints2d=to_np(joints2d[i]), part_logits=to_np(net["part_logits"][i]),
-                part_attention=to_np(net["part_attention"][i]), crop=crops_full[i],
+                joints2d=to_np(joints2d[i]), part_logits=to_np(net.part_logits[i]),
+                part_attention=to_np(net.part_attention[i]), crop=crops_full[i],
                 image_size=(width, height), timings=timer.ms))
         return people
 

@@ -136,8 +136,8 @@ def test_occlusion_sensitivity(explorer, predictor, root):
     crop[2 * stride:2 * stride + patch, stride:stride + patch] = GREY
     with torch.inference_mode():
         net = predictor.run_network(predictor.normalise(crop[None]))
-        body = predictor.body_model(betas=net["betas"], global_orient=net["pose"][:, :1],
-                                    body_pose=net["pose"][:, 1:], pose2rot=False)
+        body = predictor.body_model(betas=net.betas, global_orient=net.pose[:, :1],
+                                    body_pose=net.pose[:, 1:], pose2rot=False)
         error = metrics.mpjpe(predictor.body_model.eval_joints(body.vertices),
                               torch.from_numpy(ref.gt_eval_joints[None]))
     assert occ.error[2, 1] == pytest.approx(float(error), abs=0.05)

@@ -87,18 +87,18 @@ def test_flip_test_averages_the_crop_and_its_mirror(bundled_crops):
 
     # The mirrored crop's prediction, mirrored back, is a body close to the plain one (the
     # network learned mirror-symmetric bodies) but not the same: a second estimate.
-    back = mirror_pose(mirrored["pose"])
-    apart = rotation_angles(back, plain["pose"]).mean()
+    back = mirror_pose(mirrored.pose)
+    apart = rotation_angles(back, plain.pose).mean()
     # (Mirroring back brings it closer: the BlazePose-trunk weights, 4.8 against 7.8 degrees
     # on these frames; the earlier MobileNetV3 ones were more mirror-consistent.)
-    assert 0.5 < apart < rotation_angles(mirrored["pose"], plain["pose"]).mean()
+    assert 0.5 < apart < rotation_angles(mirrored.pose, plain.pose).mean()
     # The flip test's rotation lies halfway between the two estimates.
-    assert torch.allclose(rotation_angles(both["pose"], plain["pose"]), rotation_angles(both["pose"], back),
+    assert torch.allclose(rotation_angles(both.pose, plain.pose), rotation_angles(both.pose, back),
                           atol=0.05)
-    assert torch.allclose(both["betas"], (plain["betas"] + mirrored["betas"]) / 2, atol=1e-5)
-    assert torch.allclose(both["cam"][:, 1], (plain["cam"][:, 1] - mirrored["cam"][:, 1]) / 2, atol=1e-5)
+    assert torch.allclose(both.betas, (plain.betas + mirrored.betas) / 2, atol=1e-5)
+    assert torch.allclose(both.cam[:, 1], (plain.cam[:, 1] - mirrored.cam[:, 1]) / 2, atol=1e-5)
     # What the network attended to is the unmirrored crop's.
-    assert torch.allclose(both["part_attention"], plain["part_attention"], atol=1e-6)
+    assert torch.allclose(both.part_attention, plain.part_attention, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -107,8 +107,8 @@ def test_flip_test_predictions_are_mirror_symmetric(bundled_crops):
     prediction; without it, the network alone is only roughly so."""
     predictor, crops = bundled_crops
     for flip_test, tolerance in ((True, 1e-4), (False, None)):
-        direct = predictor.run_network(crops.flip(-1), flip_test=flip_test)["pose"]
-        mirrored = mirror_pose(predictor.run_network(crops, flip_test=flip_test)["pose"])
+        direct = predictor.run_network(crops.flip(-1), flip_test=flip_test).pose
+        mirrored = mirror_pose(predictor.run_network(crops, flip_test=flip_test).pose)
         if tolerance:
             assert torch.allclose(direct, mirrored, atol=tolerance)
         else:

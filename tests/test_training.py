@@ -12,6 +12,7 @@ from pare_demo.body.joint_names import SMPL_JOINT_NAMES
 from pare_demo.data.pw3d import camera_frame_pose, read_pw3d
 from pare_demo.evaluation import evaluate_samples, summarize
 from pare_demo.geometry import axis_angle_to_rotmat
+from pare_demo.models import PareOutput
 from pare_demo.predictor import Predictor
 from training import synth
 from training.datasets import NO_AUGMENTATION, Augmentation, CropDataset
@@ -531,8 +532,10 @@ def test_evaluation_of_a_known_perturbation(synthetic, small_checkpoint, body_mo
                 rotmats[:, 0] = turn @ rotmats[:, 0]
             if bend:
                 rotmats[:, 18] = rotmats[:, 18] @ axis_angle_to_rotmat(torch.tensor([0.0, -bend, 0.0]))
-            return {"pose": rotmats, "cam": torch.tensor([[0.9, 0, 0]]).repeat(n, 1),
-                    "betas": torch.tensor(np.stack([s.betas for s in samples[:n]]), dtype=torch.float32)}
+            betas = torch.tensor(np.stack([s.betas for s in samples[:n]]), dtype=torch.float32)
+            # No part maps: the evaluation reads the pose and betas only.
+            return PareOutput(pose=rotmats, betas=betas, cam=torch.tensor([[0.9, 0, 0]]).repeat(n, 1),
+                              part_logits=None, part_attention=None)
         return run
 
     predictor.run_network = network()

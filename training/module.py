@@ -50,7 +50,7 @@ class PareTraining(L.LightningModule):
         return self
 
     def body(self, pose: torch.Tensor, betas: torch.Tensor):
-        return self.body_model(betas=betas, global_orient=pose[:, :1], body_pose=pose[:, 1:], pose2rot=False)
+        return self.body_model.posed(pose, betas)
 
     def forward(self, images):
         return self.model(images)

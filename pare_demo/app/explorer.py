@@ -293,8 +293,7 @@ class Explorer:
         errors = []
         for first in range(0, len(corners), batch_size):
             crops = np.stack([_occlude(crop, c, patch) for c in corners[first:first + batch_size]])
-            net = self.predictor.run_network(self.predictor.normalise(crops))
-            pred = body.posed(net["pose"], net["betas"])
+            _, pred = self.predictor.run_crops(crops)
             joints = body.eval_joints(pred.vertices)
             errors += metrics.mpjpe(joints, gt_joints.expand_as(joints)).cpu().tolist()
             if progress:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -61,13 +62,20 @@ def default_config(backbone: str = "hrnet_w32", **head_overrides) -> ModelConfig
 
 @dataclass
 class PareOutput:
-    """What the network says about a batch of crops."""
+    """What the network says about a batch of crops. Predictor.run_network returns one too
+    (float32, the flip test and the fit to attention applied, no features)."""
     pose: torch.Tensor            # (B, 24, 3, 3) rotation matrices, joint 0 = global orientation
     betas: torch.Tensor           # (B, 10)
     cam: torch.Tensor             # (B, 3) weak perspective (s, tx, ty) of the crop
     part_logits: torch.Tensor     # (B, 25, h, w) background + 24 parts
     part_attention: torch.Tensor  # (B, 24, h, w) each map sums to 1 over its pixels
     features: torch.Tensor | None = None  # (B, C, h, w) backbone features, when asked for
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> PareOutput:
+        """This output with fn applied to each of its tensors (absent features stay None),
+        e.g. out.map(lambda t: t[:n]) for the first n crops'."""
+        return PareOutput(**{f.name: None if (value := getattr(self, f.name)) is None else fn(value)
+                             for f in dataclasses.fields(self)})
 
 
 class PARE(nn.Module):
