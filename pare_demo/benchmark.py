@@ -154,13 +154,13 @@ def pipeline_once(predictor, renderer, frame: np.ndarray) -> dict[str, float]:
     from pare_demo.app.live import part_heatmap
     from pare_demo.render import people_meshes
 
-    people = predictor.predict(frame)
+    result = predictor.predict(frame)
     timer = StageTimer()
     with timer.stage("render_overlay"):
-        renderer.overlay(frame, people_meshes(people, predictor.faces()), people[0].focal_length)
+        renderer.overlay(frame, people_meshes(result.people, predictor.faces()), result.focal_length)
     with timer.stage("heatmaps"):
-        part_heatmap(frame, people, HEATMAP_PART)
-    return {**{k: v for k, v in people[0].timings.items() if k in STAGES}, **timer.ms}
+        part_heatmap(frame, result.people, HEATMAP_PART)
+    return {**{k: v for k, v in result.timings.items() if k in STAGES}, **timer.ms}
 
 
 def bench_backbone(predictors: dict, renderer, frame: np.ndarray, settings: Settings) -> dict:
@@ -218,7 +218,7 @@ def bench_flip_test(predictor, frame: np.ndarray, repeats: int) -> dict:
         for rep in range(1 + repeats):  # the first run warms up
             for state in samples:
                 predictor.flip_test = state == "on"
-                timings = predictor.predict(frame)[0].timings
+                timings = predictor.predict(frame).timings
                 if rep:
                     samples[state]["network"].append(timings["network"])
                     samples[state]["predictor"].append(sum(timings.values()))

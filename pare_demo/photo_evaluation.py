@@ -155,11 +155,12 @@ def evaluate_photos(predictor, dataset: list[AnnotatedImage],
 def evaluate_image(predictor, image: AnnotatedImage) -> list[PersonResult]:
     pixels = load_image(image.path)
     boxes = np.stack([person.bbox for person in image.people])
-    detected = [p for p in predictor.predict(pixels) if p.detection_source != "whole-image"]
+    found = predictor.predict(pixels)
+    detected = [] if found.nobody_found else found.people
     detected_boxes = [p.bbox for p in detected]
     matches = match_boxes(detected_boxes, boxes)
     plain = match_boxes(detected_boxes, boxes, to_region=lambda b: b)
-    with_boxes = predictor.predict(pixels, boxes=boxes)
+    with_boxes = predictor.predict(pixels, boxes=boxes).people
     results = []
     for i, (person, prediction) in enumerate(zip(image.people, with_boxes)):
         found = detected[matches[i]] if i in matches else None

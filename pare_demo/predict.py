@@ -3,7 +3,8 @@
     python -m pare_demo.predict IMAGE_OR_DIR... --out DIR [--checkpoint C] [--body-model B]
         [--device D] [--no-flip-test]
 
-Writes, per image, DIR/<stem>_person<k>.npz with each person's Prediction fields, and
+Writes, per image, DIR/<stem>_person<k>.npz with each person's Prediction fields and the
+image's camera, size and timings (ImageResult), and
 the pictures <stem>_overlay.png (meshes on the image), <stem>_side.png, <stem>_attention.png
 (the first person's 24 part maps), <stem>_keypoints.png and <stem>_mesh.glb (everyone,
 part-coloured, Y up). A file that cannot be read is reported on one line and skipped; the exit status is
@@ -36,17 +37,20 @@ def collect_inputs(items: list[Path]) -> list[Path]:
     return files
 
 
-def prediction_arrays(prediction) -> dict[str, np.ndarray]:
-    """The Prediction's fields as arrays for np.savez (the crop as its centre, size and affine)."""
+def prediction_arrays(prediction, result) -> dict[str, np.ndarray]:
+    """One person's Prediction fields as arrays for np.savez (the crop as its centre, size
+    and affine), with its ImageResult's camera, image size and timings (ms_<stage>)."""
     out = {}
     for f in dataclasses.fields(prediction):
         value = getattr(prediction, f.name)
         if f.name == "crop":
             out.update(crop_center=value.center, crop_size=np.float64(value.size), crop_affine=value.affine)
-        elif f.name == "timings":
-            out.update({f"ms_{k}": np.float64(v) for k, v in value.items()})
         else:
             out[f.name] = np.asarray(value)
+        if f.name == "cam_translation":
+            out.update(focal_length=np.asarray(result.focal_length), principal_point=np.asarray(result.principal_point))
+    out["image_size"] = np.asarray(result.image_size)
+    out.update({f"ms_{k}": np.float64(v) for k, v in result.timings.items()})
     return out
 
 
@@ -108,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             tqdm.write(f"skipped {path}: {err}")
             continue
         for k, person in enumerate(analysis.people):
-            np.savez_compressed(args.out / f"{path.stem}_person{k}.npz", **prediction_arrays(person))
+            np.savez_compressed(args.out / f"{path.stem}_person{k}.npz", **prediction_arrays(person, analysis.result))
         write_pictures(analysis, args.out / path.stem)
     print(f"{len(files) - failed} of {len(files)} images done, results in {args.out}")
     return 1 if failed else 0

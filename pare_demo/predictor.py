@@ -1,7 +1,9 @@
-"""One image in, one Prediction per person out: detect -> crop -> PARE -> body model -> camera.
+"""One image in, one ImageResult out (the camera, timings and one Prediction per person):
+detect -> crop -> PARE -> body model -> camera.
 
     predictor = Predictor()                      # bundled weights, open body model, CUDA if present
-    people = predictor.predict(image_rgb_uint8)  # list[Prediction]
+    result = predictor.predict(image_rgb_uint8)  # ImageResult
+    result.people                                # list[Prediction]
 """
 from __future__ import annotations
 
@@ -40,9 +42,7 @@ class Prediction:
     pose_axis_angle: np.ndarray   # (72,)
     betas: np.ndarray             # (10,)
     cam_crop: np.ndarray          # (3,) weak perspective s, tx, ty
-    cam_translation: np.ndarray   # (3,) full-image camera translation
-    focal_length: float           # full-image camera, pixels
-    principal_point: np.ndarray   # (2,) image centre
+    cam_translation: np.ndarray   # (3,) full-image camera translation (ImageResult's camera)
     vertices: np.ndarray          # (V, 3)
     joints3d: np.ndarray          # (24, 3) SMPL joints
     eval_joints3d: np.ndarray     # (14, 3) LSP-14 joints for 3DPW metrics
@@ -51,17 +51,30 @@ class Prediction:
     part_logits: np.ndarray       # (25, h, w) over the crop
     part_attention: np.ndarray    # (24, h, w) over the crop, each map sums to 1
     crop: Crop                    # in full-image coordinates
-    image_size: tuple[int, int]   # (width, height)
-    timings: dict[str, float] = field(default_factory=dict)  # ms per stage, for the whole image
 
-    def part_attention_on_image(self, max_side: int | None = None) -> np.ndarray:
-        """(24, H, W) attention maps warped onto the full image (optionally scaled so the
-        longer side is max_side), normalised so each map's peak is 1."""
-        w, h = self.image_size
+    def part_attention_on_image(self, image_size: tuple[int, int], max_side: int | None = None) -> np.ndarray:
+        """(24, H, W) attention maps warped onto the full image of image_size (width,
+        height; ImageResult.image_size), optionally scaled so the longer side is max_side,
+        normalised so each map's peak is 1."""
+        w, h = image_size
         s = 1.0 if max_side is None else min(1.0, max_side / max(w, h))
         maps = crop_map_to_image(self.part_attention, self.crop.scaled(s),
                                  (max(1, round(h * s)), max(1, round(w * s))))
         return maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-12)
+
+
+@dataclass
+class ImageResult:
+    """One image: its full-image camera, shared by everyone in it (so several people render
+    in one scene), the time each stage took and one Prediction per person."""
+    image_size: tuple[int, int]   # (width, height)
+    focal_length: float           # full-image camera, pixels
+    principal_point: np.ndarray   # (2,) image centre
+    timings: dict[str, float]     # ms per stage, for the whole image
+    # True when the detector found nobody and the whole image stood in: `people` then holds
+    # that one stand-in (detection_source "whole-image"), so there is still a body to show.
+    nobody_found: bool
+    people: list[Prediction] = field(default_factory=list)
 
 
 MIN_PRESENCE = 0.5  # mean landmark presence below which a crop is not refined
@@ -199,7 +212,7 @@ class Predictor:
         else:
             yield
 
-    def predict(self, image, boxes=None, video_frame: bool = False) -> list[Prediction]:
+    def predict(self, image, boxes=None, video_frame: bool = False) -> ImageResult:
         """All people in an RGB image (any dtype/channels; see pare_demo.images).
         boxes: optional (N, 4) x0, y0, x1, y1 in pixels, used instead of the detector.
         video_frame: one of many frames to keep up with: the detector's single whole-image
@@ -207,7 +220,7 @@ class Predictor:
         with torch_threads(self.torch_threads):
             return self._predict(image, boxes, video_frame)
 
-    def _predict(self, image, boxes, video_frame: bool = False) -> list[Prediction]:
+    def _predict(self, image, boxes, video_frame: bool = False) -> ImageResult:
         timer = StageTimer()
         lap = timer.lap
 
@@ -269,13 +282,13 @@ class Predictor:
                 bbox=det.box / scale, detection_score=det.score, detection_source=det.source,
                 pose=to_np(pose[i]), pose_axis_angle=axis_angle[i], betas=to_np(net.betas[i]),
                 cam_crop=to_np(net.cam[i]), cam_translation=to_np(translation[i]),
-                focal_length=float(focal), principal_point=np.array([width / 2, height / 2]),
                 vertices=to_np(body.vertices[i]), joints3d=to_np(joints[i]),
                 eval_joints3d=to_np(eval_joints[i]), keypoints3d=to_np(body.joints[i, 24:]),
                 joints2d=to_np(joints2d[i]), part_logits=to_np(net.part_logits[i]),
-                part_attention=to_np(net.part_attention[i]), crop=crops_full[i],
-                image_size=(width, height), timings=timer.ms))
-        return people
+                part_attention=to_np(net.part_attention[i]), crop=crops_full[i]))
+        return ImageResult(image_size=(width, height), focal_length=float(focal),
+                           principal_point=np.array([width / 2, height / 2]), timings=timer.ms,
+                           nobody_found=all(d.source == "whole-image" for d in detections), people=people)
 
     def faces(self) -> np.ndarray:
         return np.asarray(self.body_model.faces, dtype=np.int64)

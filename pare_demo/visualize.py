@@ -178,10 +178,11 @@ def export_obj(vertices: np.ndarray, faces: np.ndarray, path: str | Path) -> Pat
     return path
 
 
-def smpl_parameters(prediction, body_model: str) -> dict:
-    """Plain-data SMPL-format parameters of a Prediction (axis-angle pose, betas, cameras),
-    with the label of the body model they are for (BodyModel.label): the open model's
-    betas are not SMPL's, so a reader needs to know which model to pose them with."""
+def smpl_parameters(prediction, result, body_model: str) -> dict:
+    """Plain-data SMPL-format parameters of a Prediction (axis-angle pose, betas, cameras;
+    the full-image camera from its ImageResult, `result`), with the label of the body model
+    they are for (BodyModel.label): the open model's betas are not SMPL's, so a reader
+    needs to know which model to pose them with."""
     return {
         "body_model": body_model,
         "global_orient": prediction.pose_axis_angle[:3].tolist(),
@@ -189,16 +190,16 @@ def smpl_parameters(prediction, body_model: str) -> dict:
         "betas": prediction.betas.tolist(),
         "cam_crop_weak_perspective": prediction.cam_crop.tolist(),
         "cam_translation": prediction.cam_translation.tolist(),
-        "focal_length": float(prediction.focal_length),
-        "principal_point": prediction.principal_point.tolist(),
+        "focal_length": float(result.focal_length),
+        "principal_point": result.principal_point.tolist(),
         "bbox": prediction.bbox.tolist(),
     }
 
 
-def export_parameters(prediction, body_model: str, path: str | Path) -> Path:
+def export_parameters(prediction, result, body_model: str, path: str | Path) -> Path:
     """smpl_parameters as .json or .npz, by the file's suffix."""
     path = Path(path)
-    params = smpl_parameters(prediction, body_model)
+    params = smpl_parameters(prediction, result, body_model)
     if path.suffix == ".npz":
         np.savez(path, **{k: np.asarray(v) for k, v in params.items()})
     else:

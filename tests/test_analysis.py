@@ -29,7 +29,7 @@ def test_a_60_megapixel_photo_is_drawn_at_display_size(engine, tmp_path):
     box = np.array([[3000, 1000, 6000, 5800]])
     analysis = analyse_image(engine.predictor, engine.renderer, image, boxes=box, out_dir=tmp_path)
     person = analysis.people[0]
-    assert person.image_size == (10000, 6000)
+    assert analysis.result.image_size == (10000, 6000)
     np.testing.assert_allclose(person.bbox, box[0], atol=1e-6)  # full-image coordinates
     assert analysis.overlay.shape == analysis.keypoints.shape == (960, DISPLAY_MAX_SIDE, 3)
     # The display picture is the photo shrunk, so its colour ramp is unchanged in proportion.
@@ -113,7 +113,8 @@ def test_3d_keypoints_figure_shows_an_upright_person_head_up():
     body = load_body_model("open")
     # An upright person facing the camera, as the camera frame sees them: turned 180 degrees about x.
     joints = body(global_orient=torch.tensor([[np.pi, 0.0, 0.0]])).joints[0, :24].detach().numpy()
-    analysis = ImageAnalysis(None, [SimpleNamespace(joints3d=joints)], None, None, None, None, {}, "CPU")
+    result = SimpleNamespace(people=[SimpleNamespace(joints3d=joints)])
+    analysis = ImageAnalysis(None, result, None, None, None, None, {}, "CPU")
     figure = analysis.skeleton_3d(0)
     markers = next(t for t in figure.data if t.mode == "markers")
     up = np.asarray(markers.z)  # plotly's vertical axis

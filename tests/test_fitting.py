@@ -100,9 +100,9 @@ def test_the_predictor_fits_by_default_and_can_be_told_not_to():
     predictor = Predictor(device="cpu", backend="torch")
     assert predictor.fit and "fit to attention on" in predictor.description
     image = data.astronaut()
-    fitted = predictor.predict(image)[0]
+    fitted = predictor.predict(image).people[0]
     predictor.fit = False
-    plain = predictor.predict(image)[0]
+    plain = predictor.predict(image).people[0]
 
     def distance(p):
         keypoints, weights = attention_keypoints(torch.from_numpy(p.part_attention)[None])

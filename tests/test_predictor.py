@@ -71,10 +71,11 @@ def test_crop_round_trip_within_half_a_pixel():
 
 
 def test_predictor_on_a_real_photo(predictor, astronaut):
-    people = predictor.predict(astronaut)
-    assert len(people) == 1
-    p = people[0]
+    result = predictor.predict(astronaut)
+    assert len(result.people) == 1 and not result.nobody_found
+    p = result.people[0]
     h, w = astronaut.shape[:2]
+    assert result.image_size == (w, h) and np.allclose(result.principal_point, [w / 2, h / 2])
     # BlazePose's box is the square around the whole body, legs below the picture included:
     # it holds her face and is centred within the picture's width.
     x0, y0, x1, y1 = p.bbox
@@ -88,8 +89,8 @@ def test_predictor_on_a_real_photo(predictor, astronaut):
     # joints2d is the projection of joints3d with the full-image camera, and the joints
     # lie among the projected mesh vertices.
     project = lambda x: perspective_projection(  # noqa: E731
-        torch.from_numpy(x)[None], torch.from_numpy(p.cam_translation)[None], p.focal_length,
-        torch.from_numpy(p.principal_point).float())[0].numpy()
+        torch.from_numpy(x)[None], torch.from_numpy(p.cam_translation)[None], result.focal_length,
+        torch.from_numpy(result.principal_point).float())[0].numpy()
     assert np.abs(project(p.joints3d) - p.joints2d).max() < 1e-2
     mesh2d = project(p.vertices)
     assert (p.joints2d.min(0) >= mesh2d.min(0) - 1).all() and (p.joints2d.max(0) <= mesh2d.max(0) + 1).all()
@@ -98,8 +99,8 @@ def test_predictor_on_a_real_photo(predictor, astronaut):
     root_in_crop = 112 + 112 * s * (p.joints3d[0, :2] + [tx, ty]) / (1 + p.joints3d[0, 2] * s * 224 / 10000)
     root_in_image = cropping.crop_to_image_points(root_in_crop, p.crop)
     assert np.abs(root_in_image - p.joints2d[0]).max() < 2.0
-    assert set(p.timings) >= {"detect", "crop", "network", "body_model", "camera"}
-    maps = p.part_attention_on_image(max_side=256)
+    assert set(result.timings) >= {"detect", "crop", "network", "body_model", "camera"}
+    maps = p.part_attention_on_image(result.image_size, max_side=256)
     assert maps.shape == (24, 256, 256) and np.isclose(maps.max(), 1.0)
 
 
@@ -108,12 +109,12 @@ def test_odd_inputs(predictor, astronaut, tmp_path):
     rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 255, np.uint8)])
     sixteen = astronaut.astype(np.uint16) * 257
     for odd in (gray, rgba, sixteen):
-        people = predictor.predict(odd)
+        people = predictor.predict(odd).people
         assert len(people) >= 1 and np.isfinite(people[0].vertices).all()
     assert np.array_equal(to_rgb_uint8(sixteen), astronaut)
     tiny = predictor.predict(np.full((10, 10, 3), 128, np.uint8))
-    assert len(tiny) == 1 and tiny[0].detection_source == "whole-image"
-    assert np.allclose(tiny[0].bbox, [0, 0, 10, 10])
+    assert tiny.nobody_found and len(tiny.people) == 1  # the whole image stands in, to show a body
+    assert np.allclose(tiny.people[0].bbox, [0, 0, 10, 10])
     text = tmp_path / "notes.png"
     text.write_text("this is not an image")
     with pytest.raises(ImageError, match="notes.png is not an image"):
@@ -137,8 +138,9 @@ def test_huge_images_are_downscaled_and_results_mapped_back(predictor, monkeypat
     monkeypatch.setattr(images, "MAX_PIXELS", 200_000)
     monkeypatch.setattr(images, "TARGET_PIXELS_WHEN_HUGE", 100_000)
     big = np.kron(astronaut, np.ones((2, 2, 1), np.uint8))  # 1024 x 1024 > 200k pixels
-    person = predictor.predict(big, boxes=[[76, 40, 820, 1024]])[0]
-    assert person.image_size == (1024, 1024)
+    result = predictor.predict(big, boxes=[[76, 40, 820, 1024]])
+    person = result.people[0]
+    assert result.image_size == (1024, 1024) and not result.nobody_found
     assert np.allclose(person.bbox, [76, 40, 820, 1024], atol=1.0)
 
 
@@ -161,7 +163,7 @@ def test_fast_backends_match_eager_fp32(eager, request, astronaut, backend, chec
     reference = eager if checkpoint == "small_checkpoint" else Predictor(path, device="cpu", backend="torch",
                                                                          detector=eager.detector)
     fast = Predictor(path, device="cpu", backend=backend, detector=eager.detector)
-    a, b = reference.predict(astronaut)[0], fast.predict(astronaut)[0]
+    a, b = reference.predict(astronaut).people[0], fast.predict(astronaut).people[0]
     for name in ("pose", "betas", "cam_crop", "part_attention", "part_logits", "vertices", "joints2d"):
         x, y = getattr(a, name), getattr(b, name)
         assert np.abs(x - y).max() <= 1e-3 * max(1.0, np.abs(x).max()), name
@@ -209,7 +211,7 @@ def test_refinement_recentres_a_poor_box_on_the_person(astronaut):
     for refine in (False, True):
         predictor = Predictor(device="cpu", flip_test=False, fit=False, refine=refine, detector=None)
         for name, box in (("good", detected), ("shifted", detected + shift)):
-            crops[refine, name] = predictor.predict(astronaut, boxes=box[None])[0].crop
+            crops[refine, name] = predictor.predict(astronaut, boxes=box[None]).people[0].crop
     gap = {refine: np.linalg.norm(crops[refine, "good"].center - crops[refine, "shifted"].center)
            / crops[refine, "good"].size for refine in (False, True)}
     assert gap[False] > 0.2 and gap[True] < 0.05

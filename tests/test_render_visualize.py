@@ -281,12 +281,13 @@ def test_glb_and_obj_export(tmp_path, body):
 def test_parameter_files_name_their_body_model(tmp_path):
     prediction = SimpleNamespace(pose_axis_angle=np.arange(72.0) / 100, betas=np.linspace(-1, 1, 10),
                                  cam_crop=np.array([0.9, 0.0, 0.1]), cam_translation=np.array([0.0, 0.1, 5.0]),
-                                 focal_length=600.0, principal_point=np.array([320.0, 240.0]),
                                  bbox=np.array([10.0, 20.0, 110.0, 220.0]))
-    params = json.loads(visualize.export_parameters(prediction, "open", tmp_path / "p.json").read_text())
+    result = SimpleNamespace(focal_length=600.0, principal_point=np.array([320.0, 240.0]))
+    params = json.loads(visualize.export_parameters(prediction, result, "open", tmp_path / "p.json").read_text())
     assert params["body_model"] == "open" and params["betas"] == pytest.approx(prediction.betas.tolist())
-    assert params == visualize.smpl_parameters(prediction, "open")
-    with np.load(visualize.export_parameters(prediction, "SMPL_NEUTRAL.pkl", tmp_path / "p.npz")) as npz:
+    assert params["focal_length"] == 600.0 and params["principal_point"] == [320.0, 240.0]
+    assert params == visualize.smpl_parameters(prediction, result, "open")
+    with np.load(visualize.export_parameters(prediction, result, "SMPL_NEUTRAL.pkl", tmp_path / "p.npz")) as npz:
         assert str(npz["body_model"]) == "SMPL_NEUTRAL.pkl" and np.allclose(npz["betas"], prediction.betas)
         assert np.allclose(npz["body_pose"], prediction.pose_axis_angle[3:])
 

@@ -181,7 +181,7 @@ def test_smoothing_off_gives_the_predictor_s_own_numbers(predictor, renderer, tm
     raw = process_video(predictor, renderer, path, tmp_path / "raw", smoothing=False)
     smooth = process_video(predictor, renderer, path, tmp_path / "smooth", smoothing=True)
     frame0 = next(iter(VideoReader(path)))
-    direct = predictor.predict(frame0)[0]
+    direct = predictor.predict(frame0).people[0]
     row = json.loads(raw.json_path.read_text())["people"][0]
     assert np.allclose(row["pose_axis_angle"], direct.pose_axis_angle, atol=1e-4)
     assert np.allclose(row["joints2d"], direct.joints2d, atol=0.02)

@@ -41,12 +41,12 @@ def check_paths(photo: np.ndarray) -> list[dict]:
     from pare_demo.predictor import Predictor
 
     reference = Predictor(device="cpu", backend="torch", fit=False)
-    boxes = np.stack([p.bbox for p in reference.predict(photo)])
-    expected = reference.predict(photo, boxes=boxes)[0]
+    boxes = np.stack([p.bbox for p in reference.predict(photo).people])
+    expected = reference.predict(photo, boxes=boxes).people[0]
     rows = []
     for backend in ("torch", "optimized", "onnx"):
         predictor = Predictor(device="cuda", backend=backend, fit=False)
-        got = predictor.predict(photo, boxes=boxes)[0]
+        got = predictor.predict(photo, boxes=boxes).people[0]
         times = []
         for _ in range(10):
             start = time.perf_counter()

@@ -28,11 +28,14 @@ class AttentionViews:
     of all 24 and the most likely part per pixel. Drawn on a small copy of the image (longer
     side ATTENTION_MAX_SIDE): warping 25 maps onto a 12-megapixel photo takes gigabytes."""
 
-    def __init__(self, image: np.ndarray, prediction):
+    def __init__(self, image: np.ndarray, prediction, image_size: tuple[int, int]):
+        """image: the photo, at any scale; image_size: its full (width, height), the
+        prediction's coordinates (ImageResult.image_size)."""
         import cv2
 
         self.prediction = prediction
-        self.maps = prediction.part_attention_on_image(ATTENTION_MAX_SIDE)  # (24, h, w), peak 1
+        self.image_size = image_size
+        self.maps = prediction.part_attention_on_image(image_size, ATTENTION_MAX_SIDE)  # (24, h, w), peak 1
         h, w = self.maps.shape[1:]
         self.small_image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
 
@@ -44,26 +47,31 @@ class AttentionViews:
 
     def part_map(self) -> np.ndarray:
         p = self.prediction
-        scale = self.small_image.shape[1] / p.image_size[0]
+        scale = self.small_image.shape[1] / self.image_size[0]
         return visualize.part_map_overlay(self.small_image, p.part_logits, p.crop.scaled(scale))
 
 
 @dataclass
 class ImageAnalysis:
     image: np.ndarray            # the input, downscaled to DISPLAY_MAX_SIDE at most
-    people: list                 # list[Prediction]
+    result: object               # the predictor's ImageResult
     faces: np.ndarray
     overlay: np.ndarray
     side: np.ndarray
     keypoints: np.ndarray
-    timings: dict[str, float]
+    timings: dict[str, float]    # the predictor's and the rendering's, ms per stage
     device: str
     files: dict[str, Path] = field(default_factory=dict)
     _attention: dict = field(default_factory=dict)
 
+    @property
+    def people(self) -> list:
+        """list[Prediction]: everyone found (the whole image's stand-in when nobody was)."""
+        return self.result.people
+
     def attention(self, person: int) -> AttentionViews:
         if person not in self._attention:
-            self._attention[person] = AttentionViews(self.image, self.people[person])
+            self._attention[person] = AttentionViews(self.image, self.people[person], self.result.image_size)
         return self._attention[person]
 
     def small_image(self) -> np.ndarray:
@@ -90,20 +98,21 @@ class ImageAnalysis:
 def analyse_image(predictor, renderer: Renderer, image, boxes=None, out_dir: Path | None = None) -> ImageAnalysis:
     """Run the predictor on an image and render every picture and file the app offers."""
     image = check_size(to_rgb_uint8(image))
-    people = predictor.predict(image, boxes)
+    result = predictor.predict(image, boxes)
+    people = result.people
     faces = predictor.faces()
     timer = StageTimer()
     display, scale = display_size(image)
     meshes = people_meshes(people, faces)
     # A smaller picture of the same camera: focal length and principal point scale with it.
-    overlay = renderer.overlay(display, meshes, people[0].focal_length * scale, people[0].principal_point * scale)
+    overlay = renderer.overlay(display, meshes, result.focal_length * scale, result.principal_point * scale)
     side = renderer.side_view(meshes)
     keypoints = display
     for p in people:
         keypoints = visualize.draw_skeleton(keypoints, p.joints2d * scale)
     timer.lap("render")
-    timings = {**people[0].timings, **timer.ms}
-    analysis = ImageAnalysis(display, people, faces, overlay, side, keypoints, timings, predictor.device.type.upper())
+    timings = {**result.timings, **timer.ms}
+    analysis = ImageAnalysis(display, result, faces, overlay, side, keypoints, timings, predictor.device.type.upper())
     analysis.files = export_files(analysis, meshes, predictor.body_model,
                                   out_dir or Path(tempfile.mkdtemp(prefix="pare_demo_")))
     return analysis
@@ -132,7 +141,7 @@ def export_files(analysis: ImageAnalysis, meshes, body_model, out_dir: Path) -> 
     colors = np.tile(visualize.part_vertex_colors(part_labels), (len(meshes), 1))
     files = {"glb": visualize.export_glb(vertices, faces, out_dir / "mesh.glb", colors),
              "obj": visualize.export_obj(vertices, faces, out_dir / "mesh.obj")}
-    params = [visualize.smpl_parameters(p, body_model.label) for p in analysis.people]
+    params = [visualize.smpl_parameters(p, analysis.result, body_model.label) for p in analysis.people]
     files["json"] = out_dir / "smpl_parameters.json"
     files["json"].write_text(json.dumps(params, indent=2))
     return files

@@ -36,7 +36,7 @@ from pare_demo.data.samples import Sample
 from pare_demo.evaluation import FrameResult, GroundTruthBodies, evaluate_samples, score_frames
 from pare_demo.geometry import GL_FLIP
 from pare_demo.images import load_image
-from pare_demo.predictor import Prediction
+from pare_demo.predictor import ImageResult, Prediction
 from pare_demo.render import MeshToRender
 
 LAYOUT = "ROOT/sequenceFiles/{train,validation,test}/*.pkl and ROOT/imageFiles/<sequence>/image_XXXXX.jpg"
@@ -59,7 +59,8 @@ class FrameView:
     """One person in one frame. 3D joints in the figures are root-aligned, camera axes, y up."""
     sample: Sample
     result: FrameResult        # the evaluate CLI's errors and bodies for this frame
-    prediction: Prediction     # from the same crop: full-image camera, 2D joints, attention
+    prediction: Prediction     # from the same crop: 2D joints, attention
+    image_result: ImageResult  # the predictor's whole answer: full-image camera, image size
     image: np.ndarray          # downscaled to DISPLAY_MAX_SIDE at most, as are the pictures
     overlay: np.ndarray        # ground-truth and predicted meshes, LEGEND's colours
     keypoints: np.ndarray      # predicted 2D skeleton, ground truth in green
@@ -79,7 +80,7 @@ class FrameView:
     @cached_property
     def attention(self) -> AttentionViews:
         """The part heatmap, 24-part grid and part map, as in the Image tab."""
-        return AttentionViews(self.image, self.prediction)
+        return AttentionViews(self.image, self.prediction, self.image_result.image_size)
 
 
 @dataclass
@@ -215,7 +216,8 @@ class Explorer:
         image = load_image(s.image_path)
         display, scale = display_size(image, DISPLAY_MAX_SIDE)
         # The ground-truth box, as evaluate_samples crops it: the same numbers as the evaluate CLI.
-        prediction = self.predictor.predict(image, boxes=s.bbox[None])[0]
+        predicted = self.predictor.predict(image, boxes=s.bbox[None])
+        prediction = predicted.people[0]
         vertices = torch.as_tensor(prediction.vertices[None], device=self.predictor.device)
         result = score_frames([s], vertices, self.predictor.body_model, self.gt_bodies)[0]
         gt = self._gt_body(s)
@@ -226,15 +228,16 @@ class Explorer:
         # Two passes: each mesh has its own camera (the dataset's, the predictor's).
         overlay = self.renderer.overlay(display, [gt_mesh], s.focal_length[0] * scale, s.principal_point * scale,
                                         opacity=OVERLAY_OPACITY)
-        overlay = self.renderer.overlay(overlay, [pred_mesh], prediction.focal_length * scale,
-                                        prediction.principal_point * scale, opacity=OVERLAY_OPACITY)
+        overlay = self.renderer.overlay(overlay, [pred_mesh], predicted.focal_length * scale,
+                                        predicted.principal_point * scale, opacity=OVERLAY_OPACITY)
         keypoints = visualize.draw_skeleton(display, prediction.joints2d * scale, ground_truth=s.joints2d * scale)
         gt_joints = gt.joints[0, :24].cpu().numpy()
         # Camera frame (y down, z forward) turned 180 degrees about x: y up, a proper rotation.
         skeleton = visualize.skeleton_3d_figure((prediction.joints3d - prediction.joints3d[0]) @ GL_FLIP.T,
                                                 (gt_joints - gt_joints[0]) @ GL_FLIP.T,
                                                 title=f"{sequence} frame {frame}, person {person + 1}")
-        return FrameView(s, result, prediction, display, overlay, keypoints, joint_errors_figure(result), skeleton)
+        return FrameView(s, result, prediction, predicted, display, overlay, keypoints, joint_errors_figure(result),
+                         skeleton)
 
     @torch.no_grad()
     def _gt_body(self, s: Sample):

@@ -100,8 +100,9 @@ class LiveSession:
         size = (frame.shape[1], frame.shape[0])
         detect = (self._boxes is None or size != self._size
                   or self.frames - self._detected_at >= self.detect_every)
-        people = self.predictor.predict(frame, None if detect else self._boxes, video_frame=True)
-        self._track(people, detected=detect, size=size)
+        result = self.predictor.predict(frame, None if detect else self._boxes, video_frame=True)
+        people = result.people
+        self._track(result, detected=detect, size=size)
         timer.lap("predict")  # the predictor's own stages are in its timings
 
         image = frame
@@ -112,24 +113,25 @@ class LiveSession:
                 image = part_heatmap(image, people, part, out=self._heat)
         if "mesh" in draw:
             with timer.stage("render"):
-                image = self.renderer.overlay(image, people_meshes(people, self.faces), people[0].focal_length)
+                image = self.renderer.overlay(image, people_meshes(people, self.faces), result.focal_length)
         if "keypoints" in draw:
             with timer.stage("keypoints"):
                 for p in people:
                     image = visualize.draw_skeleton(image, p.joints2d)
-        timings = {**people[0].timings, **{k: v for k, v in timer.ms.items() if k != "predict"},
+        timings = {**result.timings, **{k: v for k, v in timer.ms.items() if k != "predict"},
                    "total": timer.total_ms()}
         self._average(timings)
         return image, self._info(len(people), detect)
 
-    def _track(self, people, detected: bool, size: tuple[int, int]) -> None:
-        """Boxes for the next frame, following each person from the last detection; None
-        (detect again) when anyone is lost."""
+    def _track(self, result, detected: bool, size: tuple[int, int]) -> None:
+        """Boxes for the next frame, following each person of the predictor's ImageResult
+        from the last detection; None (detect again) when anyone is lost."""
+        people = result.people
         if detected:
             self.detector_runs += 1
             self._detected_at = self.frames
             # Nobody found (the whole frame stands in): nothing to follow, keep the frame.
-            follows = people[0].detection_source != "whole-image"
+            follows = not result.nobody_found
             self._anchor = [(p.bbox, p.joints2d if follows else None) for p in people]
         self.frames += 1
         self._size = size

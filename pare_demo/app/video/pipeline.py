@@ -96,15 +96,16 @@ def _predict_and_track(predictor, video: VideoReader, timer: StageTimer, progres
     frame_count = 0
     for index, frame in enumerate(video):
         with timer.stage("predict"):
-            # The detector's whole-image fallback means nobody was found.
-            people = [p for p in predictor.predict(frame) if p.detection_source != "whole-image"]
+            result = predictor.predict(frame)
+            # Nobody found: the whole frame's stand-in is no one to track.
+            people = [] if result.nobody_found else result.people
         with timer.stage("track"):
             ids = tracker.update([p.bbox for p in people])
         for person, track_id in zip(people, ids):
             for key, value in (("frame", index), ("track_id", track_id), ("bbox", person.bbox),
                                ("pose", person.pose), ("betas", person.betas),
                                ("cam_translation", person.cam_translation),
-                               ("focal_length", person.focal_length)):
+                               ("focal_length", result.focal_length)):
                 rows[key].append(value)
         frame_count = index + 1
         if progress:
