@@ -245,7 +245,7 @@ def bench_memory(predictor, renderer, frame: np.ndarray, frames: int) -> dict:
 
 
 def bench_rendering(repeats: int) -> dict:
-    from pare_demo import visualize
+    from pare_demo import exports, visualize
     from pare_demo.body import load_body_model
     from pare_demo.geometry import GL_FLIP
     from pare_demo.render import MeshToRender, Renderer
@@ -268,7 +268,7 @@ def bench_rendering(repeats: int) -> dict:
     maps = np.random.default_rng(0).random((24, 480, 640)).astype(np.float32)
     out["attention_grid_640x480"] = timed(lambda: visualize.attention_grid(image, maps), repeats)
     with tempfile.TemporaryDirectory() as tmp:
-        out["glb_export"] = timed(lambda: visualize.export_glb(verts, faces, Path(tmp) / "m.glb"), repeats)
+        out["glb_export"] = timed(lambda: exports.export_glb(verts, faces, Path(tmp) / "m.glb"), repeats)
     renderer.close()
     return out
 

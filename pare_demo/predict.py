@@ -13,7 +13,6 @@ part-coloured, Y up). A file that cannot be read is reported on one line and ski
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tqdm import tqdm
 
 from pare_demo.body.model import BodyModelError
 from pare_demo.checkpoints import CheckpointError
+from pare_demo.exports import prediction_arrays
 from pare_demo.images import ImageError, load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -35,23 +35,6 @@ def collect_inputs(items: list[Path]) -> list[Path]:
         else:
             files.append(item)
     return files
-
-
-def prediction_arrays(prediction, result) -> dict[str, np.ndarray]:
-    """One person's Prediction fields as arrays for np.savez (the crop as its centre, size
-    and affine), with its ImageResult's camera, image size and timings (ms_<stage>)."""
-    out = {}
-    for f in dataclasses.fields(prediction):
-        value = getattr(prediction, f.name)
-        if f.name == "crop":
-            out.update(crop_center=value.center, crop_size=np.float64(value.size), crop_affine=value.affine)
-        else:
-            out[f.name] = np.asarray(value)
-        if f.name == "cam_translation":
-            out.update(focal_length=np.asarray(result.focal_length), principal_point=np.asarray(result.principal_point))
-    out["image_size"] = np.asarray(result.image_size)
-    out.update({f"ms_{k}": np.float64(v) for k, v in result.timings.items()})
-    return out
 
 
 def write_pictures(analysis, stem: Path) -> None:

@@ -2,8 +2,6 @@
 an interactive 3D skeleton, and mesh/parameter exports. Meshes are drawn by render.py."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -153,56 +151,3 @@ def _css(rgb) -> str:
 def part_vertex_colors(part_labels: np.ndarray) -> np.ndarray:
     """(V, 3) colours of each vertex's body part, matching the attention maps' part colours."""
     return PART_COLORS[np.asarray(part_labels)]
-
-
-# ---------------------------------------------------------------- exports
-def mesh_trimesh(vertices: np.ndarray, faces: np.ndarray, vertex_colors: np.ndarray | None = None):
-    import trimesh
-
-    colors = None
-    if vertex_colors is not None:
-        colors = np.concatenate([(vertex_colors * 255).round(), np.full((len(vertices), 1), 255)], 1).astype(np.uint8)
-    return trimesh.Trimesh(vertices, faces, vertex_colors=colors, process=False)
-
-
-def export_glb(vertices: np.ndarray, faces: np.ndarray, path: str | Path, vertex_colors: np.ndarray | None = None) -> Path:
-    """Binary glTF for Gradio's Model3D (Y up, as SMPL), vertex colours kept."""
-    path = Path(path)
-    mesh_trimesh(vertices, faces, vertex_colors).export(path, file_type="glb")
-    return path
-
-
-def export_obj(vertices: np.ndarray, faces: np.ndarray, path: str | Path) -> Path:
-    path = Path(path)
-    mesh_trimesh(vertices, faces).export(path, file_type="obj")
-    return path
-
-
-def smpl_parameters(prediction, result, body_model: str) -> dict:
-    """Plain-data SMPL-format parameters of a Prediction (axis-angle pose, betas, cameras;
-    the full-image camera from its ImageResult, `result`), with the label of the body model
-    they are for (BodyModel.label): the open model's betas are not SMPL's, so a reader
-    needs to know which model to pose them with."""
-    return {
-        "body_model": body_model,
-        "global_orient": prediction.pose_axis_angle[:3].tolist(),
-        "body_pose": prediction.pose_axis_angle[3:].tolist(),
-        "betas": prediction.betas.tolist(),
-        "cam_crop_weak_perspective": prediction.cam_crop.tolist(),
-        "cam_translation": prediction.cam_translation.tolist(),
-        "focal_length": float(result.focal_length),
-        "principal_point": result.principal_point.tolist(),
-        "bbox": prediction.bbox.tolist(),
-    }
-
-
-def export_parameters(prediction, result, body_model: str, path: str | Path) -> Path:
-    """smpl_parameters as .json or .npz, by the file's suffix."""
-    path = Path(path)
-    params = smpl_parameters(prediction, result, body_model)
-    if path.suffix == ".npz":
-        np.savez(path, **{k: np.asarray(v) for k, v in params.items()})
-    else:
-        path.write_text(json.dumps(params, indent=2))
-    return path
-

@@ -7,7 +7,7 @@ import pytest
 import torch
 import trimesh
 
-from pare_demo import visualize
+from pare_demo import exports, visualize
 from pare_demo.body import load_body_model
 from pare_demo.body.joint_names import SMPL_JOINT_NAMES
 from pare_demo.colors import LEFT_COLOR, PART_COLORS, RIGHT_COLOR, to_uint8
@@ -270,11 +270,11 @@ def test_skeleton_3d_figure(body):
 
 def test_glb_and_obj_export(tmp_path, body):
     vertices, faces, _, parts = body
-    glb = visualize.export_glb(vertices, faces, tmp_path / "mesh.glb", visualize.part_vertex_colors(parts))
+    glb = exports.export_glb(vertices, faces, tmp_path / "mesh.glb", visualize.part_vertex_colors(parts))
     loaded = trimesh.load(glb, force="mesh", process=False)
     assert len(loaded.vertices) == len(vertices) and len(loaded.faces) == len(faces)
     assert loaded.visual.vertex_colors.shape[0] == len(vertices)
-    obj = trimesh.load(visualize.export_obj(vertices, faces, tmp_path / "mesh.obj"), force="mesh", process=False)
+    obj = trimesh.load(exports.export_obj(vertices, faces, tmp_path / "mesh.obj"), force="mesh", process=False)
     assert len(obj.vertices) == len(vertices) and len(obj.faces) == len(faces)
 
 
@@ -283,11 +283,11 @@ def test_parameter_files_name_their_body_model(tmp_path):
                                  cam_crop=np.array([0.9, 0.0, 0.1]), cam_translation=np.array([0.0, 0.1, 5.0]),
                                  bbox=np.array([10.0, 20.0, 110.0, 220.0]))
     result = SimpleNamespace(focal_length=600.0, principal_point=np.array([320.0, 240.0]))
-    params = json.loads(visualize.export_parameters(prediction, result, "open", tmp_path / "p.json").read_text())
+    params = json.loads(exports.export_parameters(prediction, result, "open", tmp_path / "p.json").read_text())
     assert params["body_model"] == "open" and params["betas"] == pytest.approx(prediction.betas.tolist())
     assert params["focal_length"] == 600.0 and params["principal_point"] == [320.0, 240.0]
-    assert params == visualize.smpl_parameters(prediction, result, "open")
-    with np.load(visualize.export_parameters(prediction, result, "SMPL_NEUTRAL.pkl", tmp_path / "p.npz")) as npz:
+    assert params == exports.smpl_parameters(prediction, result, "open")
+    with np.load(exports.export_parameters(prediction, result, "SMPL_NEUTRAL.pkl", tmp_path / "p.npz")) as npz:
         assert str(npz["body_model"]) == "SMPL_NEUTRAL.pkl" and np.allclose(npz["betas"], prediction.betas)
         assert np.allclose(npz["body_pose"], prediction.pose_axis_angle[3:])
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pare_demo import visualize
+from pare_demo import exports, visualize
 from pare_demo.body.joint_names import SMPL_JOINT_NAMES
 from pare_demo.geometry import GL_FLIP
 from pare_demo.images import check_size, to_rgb_uint8
@@ -139,9 +139,9 @@ def export_files(analysis: ImageAnalysis, meshes, body_model, out_dir: Path) -> 
     vertices = np.concatenate([m.vertices for m in meshes]) @ GL_FLIP.T
     faces = np.concatenate([analysis.faces + i * len(m.vertices) for i, m in enumerate(meshes)])
     colors = np.tile(visualize.part_vertex_colors(part_labels), (len(meshes), 1))
-    files = {"glb": visualize.export_glb(vertices, faces, out_dir / "mesh.glb", colors),
-             "obj": visualize.export_obj(vertices, faces, out_dir / "mesh.obj")}
-    params = [visualize.smpl_parameters(p, analysis.result, body_model.label) for p in analysis.people]
+    files = {"glb": exports.export_glb(vertices, faces, out_dir / "mesh.glb", colors),
+             "obj": exports.export_obj(vertices, faces, out_dir / "mesh.obj")}
+    params = [exports.smpl_parameters(p, analysis.result, body_model.label) for p in analysis.people]
     files["json"] = out_dir / "smpl_parameters.json"
     files["json"].write_text(json.dumps(params, indent=2))
     return files
