@@ -6,8 +6,9 @@ Works while a run is still going or after it was stopped: the best is the kept L
 checkpoint with the lowest validation PA-MPJPE (it is in the file name), or with
 --select photo_pck the one with the highest real-photo dev-set PCK (runs with data.photos
 keep those too). --test-json adds the held-out results of `training.evaluate --json` to
-the checkpoint and --photos-json the overall figures of `training.evaluate_photos --out`;
-the app's Model tab shows them.
+the checkpoint, --sample-json those on the bundled sample set (assets/samples, which
+tests/test_bundled_weights.py reproduces) and --photos-json the overall figures of
+`training.evaluate_photos --out`; the app's Model tab shows them.
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ TEST_KEYS = ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split", 
              "ground_truth_body_models")
 
 
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Export a run's best checkpoint for the app")
     parser.add_argument("--config", required=True)
@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--test-json", type=Path, default=None,
                         help="training.evaluate --json output for these weights")
+    parser.add_argument("--sample-json", type=Path, default=None,
+                        help="training.evaluate --json output on the bundled sample set (assets/samples)")
     parser.add_argument("--photos-json", type=Path, default=None,
                         help="training.evaluate_photos --out output for these weights")
     parser.add_argument("--select", choices=("pa_mpjpe", "photo_pck"), default="pa_mpjpe",
@@ -52,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.test_json:
         results = json.loads(args.test_json.read_text())
         extra["test"] = {k: results[k] for k in TEST_KEYS if k in results}
+    if args.sample_json:
+        results = json.loads(args.sample_json.read_text())
+        extra["sample_set"] = {k: results[k] for k in TEST_KEYS if k in results}
     if args.photos_json:
         results = json.loads(args.photos_json.read_text())
         extra["photos"] = {"overall": results["overall"], "checkpoint": results["config"]["checkpoint"]}
