@@ -94,7 +94,18 @@ def posed_joints(rotations: torch.Tensor, rest: torch.Tensor, parents) -> torch.
 def fit_to_attention(body_model, pose: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor,
                      attention: torch.Tensor, settings: FitSettings = FitSettings()) -> tuple[torch.Tensor, torch.Tensor]:
     """The network's pose (B, 24, 3, 3) and camera (B, 3), changed so each body's projected
-    joints meet its attention keypoints. Betas stay as they are."""
+    joints meet its attention keypoints. Betas stay as they are. Each body is fitted on its
+    own: L-BFGS's line search is one for all it optimises, so a batch fitted together gives
+    each body a result that depends on the others in it."""
+    fitted = [_fit_one(body_model, *(t[i:i + 1] for t in (pose, betas, cam, attention)), settings)
+              for i in range(len(pose))]
+    if not fitted:
+        return pose, cam
+    return torch.cat([p for p, _ in fitted]), torch.cat([c for _, c in fitted])
+
+
+def _fit_one(body_model, pose: torch.Tensor, betas: torch.Tensor, cam: torch.Tensor,
+             attention: torch.Tensor, settings: FitSettings) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.inference_mode(False), torch.enable_grad():
         pose, betas, cam, attention = (t.detach().clone().float() for t in (pose, betas, cam, attention))
         targets, weights = attention_keypoints(attention, settings.window)
@@ -119,4 +130,3 @@ def fit_to_attention(body_model, pose: torch.Tensor, betas: torch.Tensor, cam: t
         optimizer.step(loss)
         with torch.no_grad():
             return pose @ axis_angle_to_rotmat(change), camera.detach()
-

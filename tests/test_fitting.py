@@ -77,6 +77,22 @@ def test_the_fit_moves_the_projection_onto_the_keypoints_and_stays_near_the_pose
     assert error(held, cam_start) > error(pose, cam)
 
 
+def test_each_body_is_fitted_as_if_alone(body_model):
+    """A body's fit does not depend on who else is in the batch (L-BFGS's line search is
+    shared by everything it optimises together)."""
+    start, truth = random_pose(3, 0.3, 4), random_pose(3, 0.3, 5)
+    betas = torch.zeros(3, 10)
+    cam = torch.tensor([[0.9, 0.0, 0.0], [0.7, 0.1, 0.05], [1.1, -0.1, 0.0]])
+    rest = rest_joints(body_model, betas)
+    maps = gaussian_maps(project_to_crop(posed_joints(truth, rest, body_model.parents.tolist()), cam * 1.05))
+    together_pose, together_cam = fit_to_attention(body_model, start, betas, cam, maps)
+    for i in range(3):
+        alone_pose, alone_cam = fit_to_attention(body_model, start[i:i + 1], betas[i:i + 1], cam[i:i + 1],
+                                                 maps[i:i + 1])
+        torch.testing.assert_close(together_pose[i:i + 1], alone_pose)
+        torch.testing.assert_close(together_cam[i:i + 1], alone_cam)
+
+
 def test_the_fit_runs_inside_inference_mode(body_model):
     """The predictor calls it under torch.inference_mode: it still optimises."""
     pose = random_pose(1, 0.2, 4)
