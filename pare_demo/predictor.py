@@ -27,6 +27,7 @@ from pare_demo.geometry import (CROP_FOCAL_LENGTH, crop_to_full_camera, perspect
                                 rotmat_to_axis_angle)
 from pare_demo.images import downscale_huge, to_rgb_uint8
 from pare_demo.models import PareOutput, model_from_checkpoint
+from pare_demo.models.backbones import Backbone
 from pare_demo.optimize import optimize_for_inference, torch_threads
 from pare_demo.timing import StageTimer
 
@@ -127,8 +128,8 @@ class Predictor:
         fit: move each body's projected joints onto its part-attention keypoints
         (pare_demo.fitting: camera and small joint rotations; about 150 ms a photo here).
         refine: with a backbone that regresses landmarks (blazepose), crop each person a
-        second time where those landmarks put the body (refined_crop); photos only, not
-        video frames."""
+        second time where those landmarks put the body (refined_crop); not for webcam
+        frames (predict's video_frame)."""
         self.device = pick_device(device)
         self.checkpoint_path = Path(checkpoint) if checkpoint else paths.BUNDLED_CHECKPOINT
         ckpt = load_checkpoint(self.checkpoint_path)
@@ -159,11 +160,16 @@ class Predictor:
         self._mean, self._std = mean, std
 
     @property
+    def can_refine(self) -> bool:
+        """Whether the backbone regresses landmarks to refine crops with (BlazePose's trunk)."""
+        return type(self.model.backbone).landmarks is not Backbone.landmarks
+
+    @property
     def description(self) -> str:
         return (f"{self.config.backbone} PARE from {self.checkpoint_path.name}, body model "
                 f"{self.body_model.model_name}, {self.device.type.upper()}, {self.backend}, "
                 f"flip test {'on' if self.flip_test else 'off'}, fit to attention {'on' if self.fit else 'off'}, "
-                f"crops refined {'on' if self.refine else 'off'}, "
+                f"crops refined {'on' if self.refine and self.can_refine else 'off'}, "
                 f"detector {self.detector.name}")
 
     def normalise(self, crops: np.ndarray) -> torch.Tensor:
@@ -212,15 +218,17 @@ class Predictor:
         else:
             yield
 
-    def predict(self, image, boxes=None, video_frame: bool = False) -> ImageResult:
+    def predict(self, image, boxes=None, video_frame: bool = False, refine: bool | None = None) -> ImageResult:
         """All people in an RGB image (any dtype/channels; see pare_demo.images).
         boxes: optional (N, 4) x0, y0, x1, y1 in pixels, used instead of the detector.
         video_frame: one of many frames to keep up with: the detector's single whole-image
-        look and the shorter fit (pare_demo.fitting.VIDEO_FIT)."""
+        look and the shorter fit (pare_demo.fitting.VIDEO_FIT), never refined crops.
+        refine: None follows self.refine (False: crop exactly around the boxes, as the 3DPW
+        evaluation does)."""
         with torch_threads(self.torch_threads):
-            return self._predict(image, boxes, video_frame)
+            return self._predict(image, boxes, video_frame, self.refine if refine is None else refine)
 
-    def _predict(self, image, boxes, video_frame: bool = False) -> ImageResult:
+    def _predict(self, image, boxes, video_frame: bool, refine: bool) -> ImageResult:
         timer = StageTimer()
         lap = timer.lap
 
@@ -241,7 +249,7 @@ class Predictor:
             crops.append(crop_image(work, crops_full[-1].scaled(scale)))
         batch = self.normalise(np.stack(crops))
         lap("crop")
-        if self.refine and not video_frame:
+        if refine and not video_frame and self.can_refine:
             with torch.inference_mode():
                 landmarks = self.model.backbone.landmarks(batch)
             if landmarks is not None:

@@ -257,3 +257,28 @@ def test_ground_truth_body_model_follows_the_dataset(predictor, root, tmp_path):
         model = ground_truth_body_model(sample_root, predictor, smpl_available=False)
         assert model is predictor.body_model and model.model_name == "open"
     assert ground_truth_body_model(root, predictor, smpl_available=False) is None
+
+
+def test_frame_view_with_the_bundled_weights_is_not_refined(root):
+    """The bundled (BlazePose) weights refine a photo's crops; the explorer's frame view
+    crops the ground-truth box exactly as the evaluation does (square_around, no refining),
+    and so gives the evaluation's numbers (with the fit: each body is fitted alone)."""
+    bundled = Predictor()
+    assert bundled.can_refine and "crops refined on" in bundled.description
+    sample = [s for s in read_pw3d(root, "test", [SEQ]) if s.frame == 1][0]
+    renderer = Renderer(256, 256)
+    try:
+        view = Explorer(bundled, renderer, root).frame_view(SEQ, 1)
+    finally:
+        renderer.close()
+    ref = reference(bundled, root, SEQ, 0)[1]
+    assert view.metrics == pytest.approx({"mpjpe": ref.mpjpe, "pa_mpjpe": ref.pa_mpjpe, "pve": ref.pve}, abs=1e-3)
+    center, side = square_around(sample.bbox)
+    np.testing.assert_allclose(view.prediction.crop.center, center)
+    assert view.prediction.crop.size == pytest.approx(side)
+    refined = bundled.predict(load_image(sample.image_path), boxes=sample.bbox[None]).people[0]
+    assert np.linalg.norm(refined.crop.center - center) > 1.0  # refining would have moved it
+
+
+def test_small_network_does_not_claim_refined_crops(predictor):
+    assert not predictor.can_refine and "crops refined off" in predictor.description

@@ -215,8 +215,9 @@ class Explorer:
         s = self.sample(sequence, frame, person)
         image = load_image(s.image_path)
         display, scale = display_size(image, DISPLAY_MAX_SIDE)
-        # The ground-truth box, as evaluate_samples crops it: the same numbers as the evaluate CLI.
-        predicted = self.predictor.predict(image, boxes=s.bbox[None])
+        # The ground-truth box, as evaluate_samples crops it (not refined): the same numbers as
+        # the evaluate CLI.
+        predicted = self.predictor.predict(image, boxes=s.bbox[None], refine=False)
         prediction = predicted.people[0]
         vertices = torch.as_tensor(prediction.vertices[None], device=self.predictor.device)
         result = score_frames([s], vertices, self.predictor.body_model, self.gt_bodies)[0]
