@@ -1,21 +1,22 @@
-import time
-
 import pytest
 
+from pare_demo import timing
 from pare_demo.timing import StageTimer
 
 
-def test_laps_and_stages_add_up_per_name():
+def test_laps_and_stages_add_up_per_name(monkeypatch):
+    """On a fake clock (seconds): a lap counts from the last lap or block, a block its inside."""
+    now = [100.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: now[0])
     timer = StageTimer()
-    time.sleep(0.02)
+    now[0] += 0.020
     timer.lap("first")
     with timer.stage("block"):
-        time.sleep(0.03)
-    time.sleep(0.01)
+        now[0] += 0.030
+    now[0] += 0.010
     timer.lap("second")  # since the block ended, not since "first"
     with timer.stage("block"):
-        time.sleep(0.01)
+        now[0] += 0.005
     assert list(timer.ms) == ["first", "block", "second"]
-    assert timer.ms["first"] == pytest.approx(20, abs=15) and timer.ms["block"] == pytest.approx(40, abs=15)
-    assert timer.ms["second"] == pytest.approx(10, abs=8)
-    assert timer.total_ms() >= sum(timer.ms.values()) - 1e-6
+    assert timer.ms == pytest.approx({"first": 20.0, "block": 35.0, "second": 10.0})
+    assert timer.total_ms() == pytest.approx(65.0)

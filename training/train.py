@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, WeightedRandomSampler
 
+from pare_demo.body import BodyModelError
 from pare_demo.checkpoints import save_checkpoint
 from training.config import ConfigError, Source, TrainingConfig, load_config
 from training.datasets import NO_AUGMENTATION, CropDataset
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.lr is not None:
             config = dataclasses.replace(config, train=dataclasses.replace(config.train, lr=args.lr))
         run(config, "phase2" if args.resume_best else "phase1", args.resume, args.init)
-    except (ConfigError, FileNotFoundError) as error:
+    except (ConfigError, FileNotFoundError, BodyModelError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

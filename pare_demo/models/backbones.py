@@ -127,6 +127,11 @@ class BlazePoseTrunk(Backbone):
         self.net = load_graph(paths.BLAZEPOSE_LANDMARKS, outputs=self.FEATURES + ("landmarks",))
         self.out_channels = 48 + self.heatmap_channels
         self.builtin_keys = frozenset(f"net.{k}" for k in self.net.keys_only_for(["landmarks"]))
+        # Only landmarks() runs them, never forward: no gradient ever reaches them (DDP would
+        # refuse parameters that get none).
+        for name, parameter in self.named_parameters():
+            if name in self.builtin_keys:
+                parameter.requires_grad_(False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         out = self.net(images, self.FEATURES)
