@@ -6,8 +6,8 @@ For each backbone (blazepose = the bundled weights; mobilenetv3, resnet50 and hr
 untrained, seeded) and each inference path (`torch` = PyTorch eager fp32, `optimized` =
 pare_demo.optimize, `onnx` = ONNX Runtime), on a 640x480 photo of one person:
 
-- median and p90 ms of each stage (decode, detect, crop, network, body model, camera,
-  render overlay, heatmaps) with 1 and with 8 people (network batch 2 and 16: the flip
+- median and p90 ms of each stage (decode, detect, crop, refine, network, fit, body model,
+  camera, render overlay, heatmaps) with 1 and with 8 people (network batch 2 and 16: the flip
   test);
 - the webcam path (pare_demo.app.live, mesh overlay) end to end: mean ms including the
   detector every few frames, and fps;

@@ -44,13 +44,14 @@ LIMB_HIPS = (LIMB_NAMES.index("left_hip"), LIMB_NAMES.index("right_hip"))
 # The limb joints only: MPII and Human3.6M label no face keypoints, COCO does, so counting
 # them would give COCO people a larger reference (looser thresholds) than the others.
 PCK_REFERENCE = "longer side of the box around the person's labelled limb keypoints (COCO 5-16)"
-MATCHING_RULE = (f"greedy, highest IoU first, IoU >= {MATCH_IOU} between the square crops "
+MATCHING_RULE = (f"greedy, highest IoU first, IoU >= {MATCH_IOU} between the squares "
                  "(pare_demo.crop.square_around) of the detected and the annotated box; "
                  "whole-image fallbacks never match")
 
 
 def crop_square(box) -> np.ndarray:
-    """The square x0, y0, x1, y1 the predictor crops around a box."""
+    """The square x0, y0, x1, y1 the predictor first crops around a box (before refining it
+    on BlazePose's landmarks): the box's own square, whatever the network then sees."""
     center, side = square_around(box)
     return np.concatenate([center - side / 2, center + side / 2])
 

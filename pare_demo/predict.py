@@ -1,7 +1,7 @@
 """Run PARE on images from the command line.
 
     python -m pare_demo.predict IMAGE_OR_DIR... --out DIR [--checkpoint C] [--body-model B]
-        [--device D] [--no-flip-test]
+        [--device D] [--no-flip-test] [--no-fit] [--no-refine]
 
 Writes, per image, DIR/<stem>_person<k>.npz with each person's Prediction fields and the
 image's camera, size and timings (ImageResult), and

@@ -8,7 +8,8 @@ core pipeline in pare_demo (detect, crop, models, body, predictor, render, visua
     video/        the Video tab's pipeline: reader, tracking, smoothing, the two passes
     ui/           the Gradio page: one module per tab, build_ui(engine)
 
-The dependency goes one way: this package imports the core, the core never imports it.
+The dependency goes one way: this package imports the core, the core never imports it (only
+the predict and benchmark CLIs use it, to draw and time what the app shows).
 Nothing here is imported by `import pare_demo.app` itself, so the analysis, webcam and
 video code can be used without Gradio.
 """

@@ -65,7 +65,8 @@ def smpl_from_landmarks_matrix() -> np.ndarray:
     return matrix
 
 
-# MediaPipe's region of interest, from the detector's keypoints or from landmarks: centred
+# MediaPipe's region of interest from landmarks (the detector computes its own from its
+# keypoints, pare_demo.blazepose.detector.body_square): centred
 # on the hip centre (landmark 33), side 2 x ROI_SCALE x its distance to the body-scale
 # point (34) (RectTransformationCalculator's scale).
 ROI_CENTRE, ROI_SCALE_POINT = 33, 34
