@@ -315,9 +315,13 @@ def test_webcam_tab_streams_from_the_fake_camera(page):
     page.get_by_role("tab", name="Webcam").click()
     camera = block(page, "Camera")
     camera.get_by_text("Click to Access Webcam").click()
+    # Start streaming only once the fake camera's video plays: a click before that can be lost.
+    camera.locator("video").first.wait_for(timeout=30000)
+    page.wait_for_function("() => [...document.querySelectorAll('video')].some(v => v.readyState >= 2)",
+                           timeout=30000)
     camera.get_by_role("button", name="capture photo").click()  # start streaming
     status = page.get_by_text(re.compile(r"\d+\.\d fps"))
-    status.first.wait_for(timeout=60000)
+    status.first.wait_for(timeout=120000)
     # The fake camera's pattern moves, so the results differ over time. The moving part is
     # small, so count the pixels that clearly changed (not the mean change, which JPEG noise
     # and a short interval can both keep below any fixed bar), and give it up to 20 s.
