@@ -112,6 +112,25 @@ def test_mismatched_weights_are_reported(tmp_path, small_checkpoint):
         load_model(bad)
 
 
+def test_weights_the_backbone_brings_itself_may_be_missing(tmp_path):
+    """A BlazePose PARE saved without the trunk's landmark regressor (as checkpoints were
+    before it joined the trunk) loads, the regressor from the trunk's own file; any other
+    missing tensor is still refused."""
+    torch.manual_seed(0)
+    model = PARE(default_config("blazepose"))
+    builtin = {f"backbone.{k}" for k in model.backbone.builtin_keys}
+    assert builtin
+    state = {k: v for k, v in model.state_dict().items() if k not in builtin}
+    old = save_checkpoint(tmp_path / "old.pt", model.config.to_dict(), state)
+    loaded = load_model(old)
+    for key in builtin:
+        assert torch.equal(loaded.state_dict()[key], model.state_dict()[key])
+    del state["head.cam_regressor.weight"]
+    broken = save_checkpoint(tmp_path / "broken.pt", model.config.to_dict(), state)
+    with pytest.raises(CheckpointError, match="1 missing tensors"):
+        load_model(broken)
+
+
 def test_pose_bias_starts_from_an_upright_person():
     torch.manual_seed(0)
     model = PARE(default_config("mobilenetv3", pose_bias=True)).eval()

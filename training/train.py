@@ -135,11 +135,9 @@ def init_weights(module, path: Path, what: str = "--init") -> None:
 
     try:
         checkpoint = load_checkpoint(path)
-        missing, unexpected = module.model.load_state_dict(checkpoint["state_dict"], strict=False)
+        missing, unexpected = module.model.load_weights(checkpoint["state_dict"])
     except (CheckpointError, OSError, RuntimeError) as error:
         raise ConfigError(f"{what} {path}: {' '.join(str(error).split())}") from None
-    # Weights the backbone brings itself (pare_demo.models.backbones.Backbone.builtin_keys).
-    missing = [k for k in missing if k.removeprefix("backbone.") not in module.model.backbone.builtin_keys]
     added = [k for k in missing if k.startswith(ADDED_BRANCHES)]
     if unexpected or len(added) < len(missing):
         raise ConfigError(f"{what} {path}: the checkpoint does not fit the config's network: "

@@ -23,11 +23,10 @@ def model_from_checkpoint(checkpoint: dict) -> PARE:
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"The checkpoint's model config is not understood: {err}") from err
     try:
-        missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
+        missing, unexpected = model.load_weights(checkpoint["state_dict"])
     except RuntimeError as err:  # tensors of the wrong shape
         raise CheckpointError(f"The checkpoint does not fit a {config.backbone} PARE: "
                               f"{str(err).splitlines()[1].strip()}") from err
-    missing = [k for k in missing if k.removeprefix("backbone.") not in model.backbone.builtin_keys]
     if missing or unexpected:
         raise CheckpointError(f"The checkpoint does not fit a {config.backbone} PARE: "
                               f"{len(missing)} missing tensors (e.g. {missing[:3]}), "

@@ -85,6 +85,13 @@ class PARE(nn.Module):
         self.backbone = build_backbone(config.backbone)
         self.head = PareHead(self.backbone.out_channels, config.head)
 
+    def load_weights(self, state_dict: dict) -> tuple[list[str], list[str]]:
+        """load_state_dict(strict=False) -> (missing, unexpected) keys, where the weights the
+        backbone brings itself (Backbone.builtin_keys) do not count as missing: checkpoints
+        saved before they were part of it still load."""
+        missing, unexpected = self.load_state_dict(state_dict, strict=False)
+        return [k for k in missing if k.removeprefix("backbone.") not in self.backbone.builtin_keys], unexpected
+
     def forward(self, images: torch.Tensor, return_features: bool = False) -> PareOutput:
         """images: (B, 3, S, S) crops, already normalised with config.mean / config.std."""
         features = self.backbone(images)
