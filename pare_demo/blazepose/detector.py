@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pare_demo.blazepose.landmarks import ROI_SCALE
+from pare_demo.blazepose.landmarks import ROI_SCALE, roi_square
 from pare_demo.boxes import box_iou
 from pare_demo.detect import Detection
 
@@ -245,9 +245,8 @@ def body_square(keypoints: np.ndarray) -> tuple[np.ndarray, float, float]:
     mid-hip, side 2 x 1.25 x |keypoint 1 - keypoint 0|, rotated so that the body's axis
     (mid-hip -> keypoint 1) is the square's up direction; rotation is clockwise on screen
     (MediaPipe's convention), 0 for an upright body, pi / 2 for one whose head points right."""
-    centre = np.asarray(keypoints[HIP], dtype=np.float64)
+    centre, side = roi_square(keypoints[HIP], keypoints[BODY_EXTENT])
     dx, dy = np.asarray(keypoints[BODY_EXTENT], dtype=np.float64) - centre
-    side = 2.0 * math.hypot(dx, dy) * ROI_SCALE
     angle = ROI_TARGET_ANGLE - math.atan2(-dy, dx)  # y flipped: image rows grow downwards
     rotation = angle - 2 * math.pi * math.floor((angle + math.pi) / (2 * math.pi))  # in [-pi, pi)
     return centre, side, rotation

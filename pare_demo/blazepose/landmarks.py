@@ -65,16 +65,21 @@ def smpl_from_landmarks_matrix() -> np.ndarray:
     return matrix
 
 
-# MediaPipe's region of interest from landmarks (the detector computes its own from its
-# keypoints, pare_demo.blazepose.detector.body_square): centred
-# on the hip centre (landmark 33), side 2 x ROI_SCALE x its distance to the body-scale
-# point (34) (RectTransformationCalculator's scale).
+# MediaPipe's region of interest for the landmark network: centred on a body's hip centre,
+# side 2 x ROI_SCALE x its distance to the body-scale point (RectTransformationCalculator's
+# scale). The detector gives both as its keypoints 0 and 1 (pare_demo.blazepose.detector.
+# body_square, which also turns the square upright), the landmark network as landmarks 33, 34.
 ROI_CENTRE, ROI_SCALE_POINT = 33, 34
 ROI_SCALE = 1.25
+
+
+def roi_square(hip_centre, scale_point) -> tuple[np.ndarray, float]:
+    """Centre (2,) and side of MediaPipe's region of interest from two points in pixels."""
+    centre = np.asarray(hip_centre, dtype=np.float64)
+    return centre, 2.0 * ROI_SCALE * float(np.linalg.norm(np.asarray(scale_point, dtype=np.float64) - centre))
 
 
 def roi_from_landmarks(points: np.ndarray) -> tuple[np.ndarray, float]:
     """(39, 2) landmarks in image pixels -> centre (2,) and side of the square the landmark
     network would look at next (unrotated)."""
-    centre = np.asarray(points[ROI_CENTRE], dtype=np.float64)
-    return centre, 2.0 * ROI_SCALE * float(np.linalg.norm(points[ROI_SCALE_POINT] - centre))
+    return roi_square(points[ROI_CENTRE], points[ROI_SCALE_POINT])
