@@ -7,8 +7,8 @@ keypoints against 0.36 for the projected joints). So, as SPIN's and EFT's fits d
 rotation of every joint are optimised so the projected joints land on the attention
 keypoints, each weighted by how concentrated its map is, with a penalty for moving away
 from the network's pose. Only the 24 joints are posed (forward kinematics on the shaped
-rest joints), not the mesh; still, 30 iterations took about 150 ms per photo in the
-benchmark.
+rest joints), not the mesh; still, 30 iterations take about 55 ms a person on an idle
+2-core CPU (the quick benchmark, December 2026), each person fitted on their own.
 
     pose, cam = fit_to_attention(body_model, pose, betas, cam, part_attention)
 """

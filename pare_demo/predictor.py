@@ -126,7 +126,7 @@ class Predictor:
         "auto" (the fastest here, see default_backend). flip_test: average each crop's
         prediction with its mirror image's (pare_demo.flip_test; twice the network time).
         fit: move each body's projected joints onto its part-attention keypoints
-        (pare_demo.fitting: camera and small joint rotations; about 150 ms a photo here).
+        (pare_demo.fitting: camera and small joint rotations; about 55 ms a person here).
         refine: with a backbone that regresses landmarks (blazepose), crop each person a
         second time where those landmarks put the body (refined_crop); not for webcam
         frames (predict's video_frame)."""
