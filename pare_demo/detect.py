@@ -20,6 +20,7 @@ import torch
 
 from pare_demo import paths
 from pare_demo.boxes import box_overlap
+from pare_demo.crop import Crop
 
 # Body box from a face box of side f: adult proportions (about 7.5 heads tall, 4 wide).
 FACE_TO_BODY = {"width": 4.0, "above": 0.5, "below": 7.0}
@@ -39,6 +40,10 @@ class Detection:
     # BlazePose's 4 keypoints (x, y pixels): mid-hip, body extent, mid-shoulder, upper-body
     # extent (see pare_demo.blazepose.detector); None from other sources.
     keypoints: np.ndarray | None = None
+    # Where BlazePose's landmark network, looking at this detection, puts the body: the crop
+    # (pare_demo.crop.Crop, 256 px) of MediaPipe's next look (the predictor's refined crop);
+    # None where it did not look.
+    region: Crop | None = None
 
 
 def whole_image(image: np.ndarray) -> Detection:
@@ -128,10 +133,11 @@ class PersonDetector:
     In order: a torchvision detector whose weights are in the torch cache (if
     prefer_torchvision), BlazePose's (if use_blazepose and its weights file is there;
     blazepose_tiles: also look in overlapping windows, for small people, about 10 times
-    slower), OpenCV's faces + HOG."""
+    slower; blazepose_verify: check each detection with the landmark network, which also
+    gives Detection.region), OpenCV's faces + HOG."""
 
     def __init__(self, prefer_torchvision: bool = True, use_blazepose: bool = True,
-                 blazepose_tiles: bool = False):
+                 blazepose_tiles: bool = False, blazepose_verify: bool = False):
         self.backend = None
         found = cached_torchvision_weights() if prefer_torchvision else None
         if found is not None:
@@ -143,7 +149,7 @@ class PersonDetector:
             from pare_demo.blazepose.detector import BlazePoseDetector
 
             try:
-                self.backend = BlazePoseDetector(tiles=blazepose_tiles)
+                self.backend = BlazePoseDetector(tiles=blazepose_tiles, verify=blazepose_verify)
             except Exception:  # a damaged weights file: fall back to OpenCV
                 self.backend = None
         if self.backend is None:
@@ -154,8 +160,9 @@ class PersonDetector:
         return self.backend.name
 
     def __call__(self, image: np.ndarray, boxes=None, fast: bool = False) -> list[Detection]:
-        """fast: one look at the whole image (BlazePose without tiles), for video frames."""
+        """fast: one look at the whole image (BlazePose without tiles or verification), for
+        video frames."""
         if boxes is not None and len(boxes):
             return [Detection(np.asarray(b, dtype=np.float64)[:4], 1.0, "user") for b in boxes]
-        found = self.backend(image, tiles=False) if fast and hasattr(self.backend, "tiles") else self.backend(image)
+        found = self.backend(image, fast=True) if fast and hasattr(self.backend, "tiles") else self.backend(image)
         return found if found else [whole_image(image)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,6 @@ import torch
 from pare_demo import paths
 from pare_demo.body import load_body_model
 from pare_demo.checkpoints import load_checkpoint
-from pare_demo.blazepose.landmarks import roi_from_landmarks
 from pare_demo.crop import Crop, crop_image, crop_map_to_image, crop_to_image_points, make_crop, square_around
 from pare_demo.detect import Detection, PersonDetector
 from pare_demo.fitting import VIDEO_FIT, FitSettings, fit_to_attention
@@ -27,7 +27,6 @@ from pare_demo.geometry import (CROP_FOCAL_LENGTH, crop_to_full_camera, perspect
                                 rotmat_to_axis_angle)
 from pare_demo.images import downscale_huge, to_rgb_uint8
 from pare_demo.models import PareOutput, model_from_checkpoint
-from pare_demo.models.backbones import Backbone
 from pare_demo.optimize import optimize_for_inference, torch_threads
 from pare_demo.timing import StageTimer
 
@@ -78,22 +77,6 @@ class ImageResult:
     people: list[Prediction] = field(default_factory=list)
 
 
-MIN_PRESENCE = 0.5  # mean landmark presence below which a crop is not refined
-
-
-def refined_crop(crop: Crop, landmarks: np.ndarray) -> Crop:
-    """The square BlazePose's landmark network would look at next, from the (K, 4)
-    landmarks (x, y in crop units, visibility, presence) it found in `crop`: MediaPipe's
-    landmarks-to-region step, unrotated. The same crop where the landmarks are not trusted."""
-    if landmarks[:, 3].mean() < MIN_PRESENCE:
-        return crop
-    points = crop_to_image_points((landmarks[:, :2] + 1) / 2 * crop.out_size - 0.5, crop)
-    centre, side = roi_from_landmarks(points)
-    if not (crop.size / 3 <= side <= crop.size * 3):  # a wild guess: keep the detector's square
-        return crop
-    return make_crop(centre, side, crop.out_size)
-
-
 def pick_device(device: str | torch.device = "auto") -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -127,9 +110,9 @@ class Predictor:
         prediction with its mirror image's (pare_demo.flip_test; twice the network time).
         fit: move each body's projected joints onto its part-attention keypoints
         (pare_demo.fitting: camera and small joint rotations; about 55 ms a person here).
-        refine: with a backbone that regresses landmarks (blazepose), crop each person a
-        second time where those landmarks put the body (refined_crop); not for webcam
-        frames (predict's video_frame)."""
+        refine: with a backbone pretrained on MediaPipe's crops (blazepose), crop each
+        person where BlazePose's landmark network puts the body
+        (pare_demo.blazepose.pose_landmarks); not for webcam frames (predict's video_frame)."""
         self.device = pick_device(device)
         self.checkpoint_path = Path(checkpoint) if checkpoint else paths.BUNDLED_CHECKPOINT
         ckpt = load_checkpoint(self.checkpoint_path)
@@ -137,8 +120,9 @@ class Predictor:
         self.config = self.model.config
         self.meta = ckpt["meta"]
         self.body_model = load_body_model(body_model or self.config.body_model, device=self.device)
-        # Still photos: BlazePose also looks in tiles, for small people (pare_demo.detect).
-        self.detector = detector or PersonDetector(blazepose_tiles=True)
+        # Still photos: BlazePose also looks in tiles, for small people, and checks each
+        # detection with its landmark network (pare_demo.detect).
+        self.detector = detector or PersonDetector(blazepose_tiles=True, blazepose_verify=True)
         self.flip_test = flip_test
         self.fit = fit
         self.refine = refine
@@ -161,8 +145,15 @@ class Predictor:
 
     @property
     def can_refine(self) -> bool:
-        """Whether the backbone regresses landmarks to refine crops with (BlazePose's trunk)."""
-        return type(self.model.backbone).landmarks is not Backbone.landmarks
+        """Whether the backbone takes refined crops (BlazePose's trunk, pretrained on them)."""
+        return self.model.backbone.mediapipe_crops and paths.BLAZEPOSE_LANDMARKS.exists()
+
+    @cached_property
+    def landmark_network(self):
+        """BlazePose's landmark network for refined crops: the detector's own when it has one."""
+        from pare_demo.blazepose.pose_landmarks import PoseLandmarkNetwork
+
+        return getattr(self.detector.backend, "landmark_network", None) or PoseLandmarkNetwork()
 
     @property
     def description(self) -> str:
@@ -242,20 +233,19 @@ class Predictor:
         lap("detect")
 
         size = self.config.input_size
-        crops, crops_full = [], []
+        refine = refine and not video_frame and self.can_refine
+        crops_full = []
         for det in detections:
-            center, side = square_around(det.box)
+            if refine:  # the detector's look when it had one, else one here
+                region = det.region or self.landmark_network.look(work, det.box).region
+                center, side = region.center, region.size
+            else:
+                center, side = square_around(det.box)
             crops_full.append(make_crop(center / scale, side / scale, size))
-            crops.append(crop_image(work, crops_full[-1].scaled(scale)))
-        batch = self.normalise(np.stack(crops))
+        if refine:
+            lap("refine")  # the looks here: people the detector looked at cost nothing more
+        batch = self.normalise(np.stack([crop_image(work, c.scaled(scale)) for c in crops_full]))
         lap("crop")
-        if refine and not video_frame and self.can_refine:
-            with torch.inference_mode():
-                landmarks = self.model.backbone.landmarks(batch)
-            if landmarks is not None:
-                crops_full = [refined_crop(c, lm) for c, lm in zip(crops_full, landmarks.cpu().numpy())]
-                batch = self.normalise(np.stack([crop_image(work, c.scaled(scale)) for c in crops_full]))
-            lap("refine")
 
         net = self.run_network(batch, fit=False)
         lap("network")

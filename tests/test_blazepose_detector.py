@@ -13,9 +13,10 @@ from skimage import data
 
 from pare_demo import paths
 from pare_demo.blazepose.detector import (INPUT_SIZE, ROI_SCALE, BlazePoseDetector, Candidates, body_square, decode,
-                                          letterbox, merge_windows, ssd_anchors, tile_windows,
+                                          letterbox, merge_windows, ssd_anchors, tile_windows, TILES_MIN_SCORE,
                                           to_network_input, weighted_nms)
 from pare_demo.detect import OpenCVPersonDetector, PersonDetector
+from pare_demo.images import to_rgb_uint8
 from pare_demo.optimize import torch_threads
 
 REAL_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "real_photos"
@@ -212,8 +213,58 @@ def _people_found(detector, annotations) -> tuple[int, list[str]]:
 @pytest.mark.slow
 @pytest.mark.skipif(not (REAL_PHOTOS / "annotations.json").exists(), reason="no annotated real photos")
 def test_finds_the_people_in_real_photos():
-    """With tiles: 20 of the 21 (the whole-image pass alone, MediaPipe's way: 12)."""
+    """With tiles and verification: 20 of the 21 by this test's rule (the whole-image pass
+    alone, MediaPipe's way: 12)."""
     annotations = json.loads((REAL_PHOTOS / "annotations.json").read_text())
     assert len(annotations["annotations"]) == 21
-    found, missed = _people_found(BlazePoseDetector(tiles=True), annotations)
-    assert found >= 19, f"found {found} of 21; missed {missed}"
+    found, missed = _people_found(BlazePoseDetector(tiles=True, verify=True), annotations)
+    assert found >= 20, f"found {found} of 21; missed {missed}"
+
+
+PEOPLE_FREE = ("coffee", "chelsea", "rocket", "coins", "moon", "hubble_deep_field", "immunohistochemistry",
+               "brick", "grass", "gravel", "horse", "retina", "cell", "page", "text")
+
+
+@needs_weights
+@pytest.mark.slow
+def test_verification_drops_what_is_not_a_person():
+    """On skimage's photos without people, tiles at MediaPipe's score (0.5) find many
+    candidates; the landmark network's presence flag drops every one, and keeps the people
+    in the astronaut and camera photos, each with its landmark region."""
+    loose = BlazePoseDetector(tiles=True, min_score=0.5)
+    verified = BlazePoseDetector(tiles=True, verify=True)
+    # Unverified looks (video frames) keep the stricter score of tiles.
+    assert verified.min_score == 0.5 and verified.fast_min_score == TILES_MIN_SCORE > 0.5
+    candidates = sum(len(loose(to_rgb_uint8(getattr(data, name)()))) for name in PEOPLE_FREE)
+    assert candidates >= 10
+    assert all(verified(to_rgb_uint8(getattr(data, name)())) == [] for name in PEOPLE_FREE)
+    for name in ("astronaut", "camera"):
+        people = verified(to_rgb_uint8(getattr(data, name)()))
+        assert len(people) == 1 and people[0].region is not None and people[0].region.out_size == 256
+    # Video frames: one unverified look at the whole image, no region.
+    fast = verified(data.astronaut(), fast=True)
+    assert len(fast) == 1 and fast[0].region is None
+
+
+
+def test_same_person_compares_all_body_landmarks():
+    """Two looks are one person when their body landmarks nearly coincide (relative to the
+    body's radius), not when only their hips are close, as for people side by side."""
+    from pare_demo.blazepose.detector import same_person
+    from pare_demo.blazepose.pose_landmarks import LandmarkLook
+    from pare_demo.crop import make_crop
+
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.uniform(100, 300, (39, 2)), np.ones((39, 2))], axis=1)
+    region = make_crop(np.array([200.0, 200.0]), 250.0, 256)  # body radius 250 / 2.5 = 100 px
+
+    def look(shift):
+        moved = points.copy()
+        moved[:, :2] += shift
+        return LandmarkLook(presence=0.99, landmarks=moved, region=region)
+
+    assert same_person(look(0.0), look([10.0, 0.0]))          # 0.1 radius
+    assert not same_person(look(0.0), look([60.0, 0.0]))      # 0.6 radius: a neighbour
+    side_by_side = look(0.0).landmarks.copy()
+    side_by_side[:23, 0] += 150                                # all but the hips and legs moved
+    assert not same_person(look(0.0), LandmarkLook(0.99, side_by_side, region))

@@ -101,7 +101,8 @@ def test_pruned_network_keeps_only_what_its_outputs_need():
 
 def test_asking_for_some_outputs_runs_only_their_ops():
     """forward(image, outputs) gives exactly what the whole run gives for those outputs,
-    and the trunk's landmarks are what the graph's landmark output says, in crop units."""
+    and the PARE trunk holds only the ops of its features (the regressor that refines crops
+    is the original network's, pare_demo.blazepose.pose_landmarks)."""
     from pare_demo.models.backbones import BlazePoseTrunk
 
     net = load_graph(paths.BLAZEPOSE_LANDMARKS)
@@ -115,13 +116,13 @@ def test_asking_for_some_outputs_runs_only_their_ops():
         assert set(some) == {"landmarks"} and torch.equal(some["landmarks"], whole["landmarks"])
         assert 0 < len(ran) < len(net.ops)
         trunk = BlazePoseTrunk().eval()
-        landmarks = trunk.landmarks(x)
+        features = trunk.net(x)
     for hook in hooks:
         hook.remove()
-    raw = whole["landmarks"].reshape(1, 39, 5)
-    torch.testing.assert_close(landmarks[..., :2], raw[..., :2] / 128 - 1)
-    torch.testing.assert_close(landmarks[..., 3], torch.sigmoid(raw[..., 4]))
-    assert trunk.landmarks(torch.zeros(1, 3, 128, 128)) is None  # its regressor needs 256 px
+    assert set(features) == set(BlazePoseTrunk.FEATURES)
+    assert torch.equal(features["heatmaps"], whole["heatmaps"])
+    regressor = net.keys_only_for(["landmarks"])
+    assert regressor and not regressor & set(trunk.net.state_dict())
 
 
 def test_landmark_mix_covers_every_smpl_joint():

@@ -4,6 +4,7 @@ import pickle
 import pytest
 import torch
 
+from pare_demo import paths
 from pare_demo.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from pare_demo.models import PARE, default_config, load_model
 
@@ -112,23 +113,25 @@ def test_mismatched_weights_are_reported(tmp_path, small_checkpoint):
         load_model(bad)
 
 
-def test_weights_the_backbone_brings_itself_may_be_missing(tmp_path):
-    """A BlazePose PARE saved without the trunk's landmark regressor (as checkpoints were
-    before it joined the trunk) loads, the regressor from the trunk's own file; any other
-    missing tensor is still refused."""
+def test_checkpoints_with_the_trunks_old_landmark_regressor_still_load(tmp_path):
+    """BlazePose PAREs saved while the trunk carried the landmark regressor (the step-2
+    bundled weights) load: those tensors are ignored; any other stray or missing tensor is
+    still refused."""
     torch.manual_seed(0)
     model = PARE(default_config("blazepose"))
-    builtin = {f"backbone.{k}" for k in model.backbone.builtin_keys}
-    assert builtin
-    state = {k: v for k, v in model.state_dict().items() if k not in builtin}
-    old = save_checkpoint(tmp_path / "old.pt", model.config.to_dict(), state)
-    loaded = load_model(old)
-    for key in builtin:
-        assert torch.equal(loaded.state_dict()[key], model.state_dict()[key])
+    legacy = {f"backbone.{k}" for k in model.backbone.legacy_keys}
+    assert legacy and not legacy & set(model.state_dict())
+    original = torch.load(paths.BLAZEPOSE_LANDMARKS, map_location="cpu", weights_only=True)["state_dict"]
+    state = dict(model.state_dict(), **{k: original[k.removeprefix("backbone.net.")] for k in legacy})
+    loaded = load_model(save_checkpoint(tmp_path / "old.pt", model.config.to_dict(), state))
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+    stray = dict(state, **{"backbone.net.ops.op999.conv.weight": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match="1 unexpected"):
+        load_model(save_checkpoint(tmp_path / "stray.pt", model.config.to_dict(), stray))
     del state["head.cam_regressor.weight"]
-    broken = save_checkpoint(tmp_path / "broken.pt", model.config.to_dict(), state)
     with pytest.raises(CheckpointError, match="1 missing tensors"):
-        load_model(broken)
+        load_model(save_checkpoint(tmp_path / "broken.pt", model.config.to_dict(), state))
 
 
 def test_pose_bias_starts_from_an_upright_person():

@@ -9,7 +9,7 @@ from pare_demo.detect import PersonDetector, cached_torchvision_weights
 from pare_demo.geometry import perspective_projection
 from pare_demo.images import ImageError, load_image, to_rgb_uint8
 from pare_demo.predict import main as predict_main
-from pare_demo.predictor import Predictor, refined_crop
+from pare_demo.predictor import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -182,24 +182,6 @@ def test_predict_cli(small_checkpoint, tmp_path, astronaut):
     assert not (out / "broken_person0.npz").exists()
     for picture in ("overlay.png", "side.png", "attention.png", "keypoints.png", "mesh.glb"):
         assert (out / f"astronaut_{picture}").stat().st_size > 1000, picture
-
-
-def test_refined_crop_is_mediapipes_region_around_the_landmarks():
-    """Centred on the hip centre (landmark 33), side 2 x 1.25 x its distance to the
-    body-scale point (34); unchanged when the landmarks are absent or absurd."""
-    crop = cropping.make_crop(np.array([100.0, 200.0]), 80.0, 256)
-    landmarks = np.zeros((39, 4))
-    landmarks[:, 3] = 0.9
-    landmarks[33, :2] = [0.25, -0.5]          # crop units: 40 px per unit here
-    landmarks[34, :2] = [0.25, -0.5 + 0.375]  # 15 px below it
-    refined = refined_crop(crop, landmarks)
-    np.testing.assert_allclose(refined.center, [110.0, 180.0], atol=0.5)
-    assert refined.size == pytest.approx(2 * 1.25 * 15.0, abs=0.5) and refined.out_size == 256
-    absent = landmarks.copy()
-    absent[:, 3] = 0.1
-    absurd = landmarks.copy()
-    absurd[34, :2] = [5.0, 5.0]
-    assert refined_crop(crop, absent) is crop and refined_crop(crop, absurd) is crop
 
 
 def test_refinement_recentres_a_poor_box_on_the_person(astronaut):

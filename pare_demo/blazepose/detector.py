@@ -15,7 +15,10 @@ pose_detection_cpu.pbtxt` (anchors, decoding, non-maximum suppression) and
 
 MediaPipe keeps only the best detection (one person); here every one is kept. Optionally
 (tiles=True, not MediaPipe's) the same runs on overlapping square windows too, for people
-too small to be found in the whole image shrunk to 224 pixels.
+too small to be found in the whole image shrunk to 224 pixels. Optionally (verify=True)
+each detection is then looked at by the landmark network, as MediaPipe's tracking does:
+those without a person there (its presence flag) are dropped, and the others get the
+region its landmarks put the body in (pare_demo.blazepose.pose_landmarks).
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ import cv2
 import numpy as np
 
 from pare_demo.blazepose.landmarks import ROI_SCALE, roi_square
+from pare_demo.blazepose.landmarks import BLAZEPOSE_LANDMARK_NAMES
+from pare_demo.blazepose.pose_landmarks import MIN_PRESENCE, LandmarkLook
 from pare_demo.boxes import box_iou
 from pare_demo.detect import Detection
 
@@ -51,17 +56,24 @@ NMS_IOU_THRESHOLD = 0.3
 # about a third of the image are missed): squares of these fractions of the short side.
 TILE_SIDES = (1.0, 2 / 3)
 TILE_OVERLAP = 0.25
-# The min score with tiles: each window is one more chance of a false detection (at 0.5,
-# 19 on 15 of skimage's photos without people, against 2 without tiles; 2 at 0.65).
+# The min score with tiles and no verification: each window is one more chance of a false
+# detection (at 0.5, 19 on 15 of skimage's photos without people, against 2 without tiles;
+# 2 at 0.65). Verified by the landmark network's presence flag, tiles keep MediaPipe's 0.5:
+# none of those 19 has a presence above 0.35; the people in skimage's photos have 0.98-0.99.
 TILES_MIN_SCORE = 0.65
 # Detections from different windows are one body when their mid-hips are this close, in
 # body radii.
 SAME_BODY_DISTANCE = 0.5
+# Two verified detections are one person when the landmark network puts the 33 body
+# landmarks this close on average, in body radii: two crops of one person gave 0.10
+# (skimage's camera) and 0.22 (a dev photo); different people on the dev photos 0.53 or more.
+SAME_PERSON_DISTANCE = 0.3
 # Body square: AlignmentPointsRectsCalculator from keypoint 0 (mid-hip, the centre) to
 # keypoint 1 (its distance is the body's half size, its direction the body's axis), then
 # RectTransformationCalculator scales the square by 1.25.
 HIP, BODY_EXTENT = 0, 1
 ROI_TARGET_ANGLE = math.pi / 2   # a person standing upright: rotation 0
+BODY_LANDMARKS = len(BLAZEPOSE_LANDMARK_NAMES)  # the 33 named ones, not the ROI and upper-body points
 
 
 def ssd_anchors(input_size: int = INPUT_SIZE, strides=ANCHOR_STRIDES,
@@ -265,36 +277,48 @@ class BlazePoseDetector:
     network exported once to ONNX Runtime; results equal within 1e-4) or "auto" (ONNX
     Runtime when installed, which is faster on a CPU).
     min_score: MediaPipe's min_detection_confidence; None: 0.5 (MediaPipe's default), or
-    TILES_MIN_SCORE with tiles.
+    TILES_MIN_SCORE with tiles and no verification.
     tiles: also look in overlapping square windows (tile_windows: 4 to 11 more network runs
     for usual photos) and merge what all windows find; finds people too small for the
-    whole-image pass, at that cost in time and some more false detections."""
+    whole-image pass, at that cost in time and some more false detections.
+    verify: run the landmark network on each detection (about 7 ms each): drop those whose
+    presence flag is below pose_landmarks.MIN_PRESENCE, give the others their landmark
+    region (Detection.region)."""
 
     def __init__(self, weights: str | Path | None = None, backend: str = "auto",
                  min_score: float | None = None, iou_threshold: float = NMS_IOU_THRESHOLD,
-                 tiles: bool = False):
+                 tiles: bool = False, verify: bool = False):
         from pare_demo import paths
         from pare_demo.blazepose.runtime import load_network
 
         self.weights = Path(weights) if weights else paths.BLAZEPOSE_DETECTOR
         self.network = load_network(self.weights, backend)
-        self.min_score = min_score if min_score is not None else TILES_MIN_SCORE if tiles else DEFAULT_MIN_SCORE
+        # Unverified looks (all, or fast ones) keep the stricter score of tiles.
+        self.fast_min_score = min_score if min_score is not None else TILES_MIN_SCORE if tiles else DEFAULT_MIN_SCORE
+        self.min_score = min_score if min_score is not None else DEFAULT_MIN_SCORE if verify else self.fast_min_score
         self.iou_threshold = iou_threshold
         self.tiles = tiles
+        self.landmark_network = None
+        if verify:
+            from pare_demo.blazepose.pose_landmarks import PoseLandmarkNetwork
+
+            self.landmark_network = PoseLandmarkNetwork(backend=backend)
         self.anchors = ssd_anchors()
 
     @property
     def name(self) -> str:
-        return f"blazepose ({self.network.backend}{', tiles' if self.tiles else ''})"
+        extras = [self.network.backend] + ["tiles"] * self.tiles + ["verified"] * (self.landmark_network is not None)
+        return f"blazepose ({', '.join(extras)})"
 
     def raw_outputs(self, network_input: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(1, 3, 224, 224) float32 in [-1, 1] -> raw boxes (2254, 12), raw score logits (2254, 1)."""
         out = self.network(network_input)
         return out["boxes"][0], out["scores"][0]
 
-    def candidates(self, image: np.ndarray, window: tuple[int, int, int] | None = None) -> Candidates:
+    def candidates(self, image: np.ndarray, window: tuple[int, int, int] | None = None,
+                   min_score: float | None = None) -> Candidates:
         """What MediaPipe's graph finds in the image (or in a square window (x0, y0, side)
-        of it), after suppression, in image pixels."""
+        of it), after suppression, in image pixels. min_score: None: self.min_score."""
         if window is not None:
             x0, y0, side = window
             image = image[y0:y0 + side, x0:x0 + side]
@@ -302,14 +326,17 @@ class BlazePoseDetector:
         if window is not None:
             placement = replace(placement, origin=(float(x0), float(y0)))
         raw_boxes, raw_scores = self.raw_outputs(to_network_input(square))
-        found = weighted_nms(decode(raw_boxes, raw_scores, self.anchors, self.min_score), self.iou_threshold)
+        min_score = self.min_score if min_score is None else min_score
+        found = weighted_nms(decode(raw_boxes, raw_scores, self.anchors, min_score), self.iou_threshold)
         return found.moved(placement.to_image)
 
-    def __call__(self, image: np.ndarray, tiles: bool | None = None) -> list[Detection]:
-        """tiles: None follows self.tiles; False looks at the whole image only (video frames)."""
-        found = self.candidates(image)
-        if self.tiles if tiles is None else tiles:
-            windows = tile_windows(*image.shape[:2])
+    def __call__(self, image: np.ndarray, fast: bool = False) -> list[Detection]:
+        """fast: one look at the whole image, unverified (video frames)."""
+        if fast:
+            found = self.candidates(image, min_score=self.fast_min_score)
+        else:
+            found = self.candidates(image)
+            windows = tile_windows(*image.shape[:2]) if self.tiles else []
             if windows:
                 found = merge_windows([found] + [self.candidates(image, w) for w in windows])
         detections = []
@@ -319,4 +346,25 @@ class BlazePoseDetector:
             # margin (crop.DEFAULT_SCALE), as around any person box.
             detections.append(Detection(square_box(centre, side / ROI_SCALE), float(score), "blazepose",
                                         keypoints=keypoints))
-        return detections
+        if fast or self.landmark_network is None:
+            return detections
+        return self.verified(image, detections)
+
+    def verified(self, image: np.ndarray, detections: list[Detection]) -> list[Detection]:
+        """The detections where the landmark network finds a person, with its region; of
+        two where it finds the same person (same_person), the better scored."""
+        kept: list[tuple[Detection, LandmarkLook]] = []
+        for det in sorted(detections, key=lambda d: -d.score):
+            look = self.landmark_network.look(image, det.box)
+            if look.presence >= MIN_PRESENCE and not any(same_person(look, other) for _, other in kept):
+                kept.append((replace(det, region=look.region), look))
+        return [det for det, _ in kept]
+
+
+def same_person(a: LandmarkLook, b: LandmarkLook, max_distance: float = SAME_PERSON_DISTANCE) -> bool:
+    """Whether two looks found the same person: their 33 body landmarks are on average
+    within max_distance x the smaller body radius of each other (people side by side differ
+    by their whole width, and their hips alone could be close)."""
+    radius = min(a.region.size, b.region.size) / (2 * ROI_SCALE)
+    gap = np.linalg.norm(a.landmarks[:BODY_LANDMARKS, :2] - b.landmarks[:BODY_LANDMARKS, :2], axis=-1).mean()
+    return bool(gap <= max_distance * radius)

@@ -7,6 +7,7 @@ and kept only if it gives the PyTorch module's results.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -63,11 +64,11 @@ class _TupleOutputs(nn.Module):
         return tuple(out[name] for name in self.names)
 
 
-def export_onnx(weights: str | Path, out: Path) -> Path:
-    """Write the network in `weights` (batch of 1, NCHW input) as ONNX to `out`, checked
-    against the eager PyTorch module: raises ValueError if the two disagree by more than
-    ONNX_TOLERANCE."""
-    network = load_graph(weights)
+def export_onnx(weights: str | Path, out: Path, outputs: Iterable[str] | None = None) -> Path:
+    """Write the network in `weights` (batch of 1, NCHW input; only the ops of `outputs`,
+    None: all) as ONNX to `out`, checked against the eager PyTorch module: raises ValueError
+    if the two disagree by more than ONNX_TOLERANCE."""
+    network = load_graph(weights, outputs)
     out.parent.mkdir(parents=True, exist_ok=True)
     _, h, w, c = network.input_shape  # NHWC, as in the .tflite file
     probe = np.random.default_rng(0).uniform(-1, 1, (1, c, h, w)).astype(np.float32)
@@ -88,11 +89,13 @@ def export_onnx(weights: str | Path, out: Path) -> Path:
     return out
 
 
-def cached_onnx(weights: str | Path) -> Path:
-    """The network's ONNX file in the cache, exported on first use (per weights content)."""
+def cached_onnx(weights: str | Path, outputs: Iterable[str] | None = None) -> Path:
+    """The network's ONNX file in the cache, exported on first use (per weights content and
+    outputs)."""
     digest = hashlib.sha1(Path(weights).read_bytes()).hexdigest()[:16]
-    cached = paths.cache_dir() / "onnx" / f"{Path(weights).stem}-{digest}-v{ONNX_EXPORT_VERSION}.onnx"
-    return cached if cached.exists() else export_onnx(weights, cached)
+    part = "" if outputs is None else "-" + "+".join(outputs)
+    cached = paths.cache_dir() / "onnx" / f"{Path(weights).stem}{part}-{digest}-v{ONNX_EXPORT_VERSION}.onnx"
+    return cached if cached.exists() else export_onnx(weights, cached, outputs)
 
 
 def onnx_available() -> bool:
@@ -103,16 +106,19 @@ def onnx_available() -> bool:
     return True
 
 
-def load_network(weights: str | Path, backend: str = "auto") -> TorchGraph | OnnxGraph:
-    """The network in a file written by pare_demo.blazepose.convert. backend: "torch",
-    "onnx", or "auto" (ONNX Runtime when installed and its export checks out, else PyTorch)."""
+def load_network(weights: str | Path, backend: str = "auto",
+                 outputs: Iterable[str] | None = None) -> TorchGraph | OnnxGraph:
+    """The network in a file written by pare_demo.blazepose.convert, running only the ops of
+    `outputs` (None: all). backend: "torch", "onnx", or "auto" (ONNX Runtime when installed
+    and its export checks out, else PyTorch)."""
+    outputs = None if outputs is None else tuple(outputs)
     if backend not in (*BACKENDS, "auto"):
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)} or 'auto', not {backend!r}")
     if backend == "torch" or (backend == "auto" and not onnx_available()):
-        return TorchGraph(load_graph(weights))
+        return TorchGraph(load_graph(weights, outputs))
     try:
-        return OnnxGraph(cached_onnx(weights))
+        return OnnxGraph(cached_onnx(weights, outputs))
     except Exception:
         if backend == "onnx":
             raise
-        return TorchGraph(load_graph(weights))  # an export that failed or disagreed: the reference
+        return TorchGraph(load_graph(weights, outputs))  # an export that failed or disagreed: the reference

@@ -6,6 +6,7 @@ Every backbone returns one feature map at 1/4 of the input resolution (56 x 56 f
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 
 import timm
 import torch
@@ -24,14 +25,12 @@ def register(name: str):
 class Backbone(nn.Module):
     out_channels: int
     stride: int
-    # State-dict keys (below the backbone) whose weights the backbone brings itself, so that
-    # checkpoints saved before they were part of it still load.
-    builtin_keys: frozenset[str] = frozenset()
-
-    def landmarks(self, images: torch.Tensor) -> torch.Tensor | None:
-        """The 2D landmarks of a pose-pretrained backbone that regresses them ((B, K, 4): x, y
-        in crop units of [-1, 1], visibility, presence); None for the others."""
-        return None
+    # Pretrained on MediaPipe's crops: the predictor may crop where BlazePose's landmark
+    # network puts the body (Predictor.can_refine).
+    mediapipe_crops: bool = False
+    # State-dict keys (below the backbone) that older checkpoints carry and this backbone no
+    # longer has: ignored when loading.
+    legacy_keys: frozenset[str] = frozenset()
 
 
 def _upsample_block(channels: int, times: int) -> nn.Sequential:
@@ -112,11 +111,13 @@ class BlazePoseTrunk(Backbone):
     """BlazePose GHUM's landmark network (MediaPipe's pose_landmark_full, converted by
     pare_demo.blazepose.convert), pretrained for 2D pose on real photos: its 64x64 decoder
     features with its 39 landmark heatmaps (logits) last, average-pooled to 1/8 so the head
-    costs a quarter. Expects 256 px RGB crops in [0, 1]. Its own regressed landmarks
-    (landmarks()) tell the predictor where to crop (pare_demo.predictor.refined_crop)."""
+    costs a quarter. Expects 256 px RGB crops in [0, 1]. Only the ops of those two outputs:
+    the landmark regressor that refines crops is the original network's, in the predictor
+    (pare_demo.blazepose.pose_landmarks), whatever training does to this trunk."""
 
     stride = 8
     heatmap_channels = 39
+    mediapipe_crops = True
     FEATURES = ("decoder_features", "heatmaps")
 
     def __init__(self):
@@ -124,26 +125,21 @@ class BlazePoseTrunk(Backbone):
         from pare_demo import paths
         from pare_demo.blazepose.graph import load_graph
 
-        self.net = load_graph(paths.BLAZEPOSE_LANDMARKS, outputs=self.FEATURES + ("landmarks",))
+        self.net = load_graph(paths.BLAZEPOSE_LANDMARKS, outputs=self.FEATURES)
         self.out_channels = 48 + self.heatmap_channels
-        self.builtin_keys = frozenset(f"net.{k}" for k in self.net.keys_only_for(["landmarks"]))
-        # Only landmarks() runs them, never forward: no gradient ever reaches them (DDP would
-        # refuse parameters that get none).
-        for name, parameter in self.named_parameters():
-            if name in self.builtin_keys:
-                parameter.requires_grad_(False)
+
+    @cached_property
+    def legacy_keys(self) -> frozenset[str]:
+        """The network's other ops: checkpoints from before the landmark regressor left the
+        trunk carry its weights."""
+        from pare_demo import paths
+
+        data = torch.load(paths.BLAZEPOSE_LANDMARKS, map_location="cpu", weights_only=True)
+        return frozenset(f"net.{k}" for k in data["state_dict"]) - set(self.state_dict())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         out = self.net(images, self.FEATURES)
         return nn.functional.avg_pool2d(torch.cat([out[name] for name in self.FEATURES], 1), 2)
-
-    def landmarks(self, images: torch.Tensor) -> torch.Tensor | None:
-        if images.shape[-1] != self.net.input_shape[1]:
-            return None  # the regressor narrows to 2 x 2 at its own input size, and needs it
-        raw = self.net(images, ("landmarks",))["landmarks"].unflatten(1, (-1, 5))
-        # (x, y, z, visibility, presence) per landmark; x, y in input pixels, the last two logits.
-        xy = raw[..., :2] * (2.0 / images.shape[-1]) - 1.0
-        return torch.cat([xy, torch.sigmoid(raw[..., 3:5])], -1)
 
 
 @register("hrnet_w32")

@@ -86,11 +86,11 @@ class PARE(nn.Module):
         self.head = PareHead(self.backbone.out_channels, config.head)
 
     def load_weights(self, state_dict: dict) -> tuple[list[str], list[str]]:
-        """load_state_dict(strict=False) -> (missing, unexpected) keys, where the weights the
-        backbone brings itself (Backbone.builtin_keys) do not count as missing: checkpoints
-        saved before they were part of it still load."""
+        """load_state_dict(strict=False) -> (missing, unexpected) keys, where the weights
+        older checkpoints carry and the backbone no longer has (Backbone.legacy_keys) are
+        not unexpected: such checkpoints still load."""
         missing, unexpected = self.load_state_dict(state_dict, strict=False)
-        return [k for k in missing if k.removeprefix("backbone.") not in self.backbone.builtin_keys], unexpected
+        return missing, [k for k in unexpected if k.removeprefix("backbone.") not in self.backbone.legacy_keys]
 
     def forward(self, images: torch.Tensor, return_features: bool = False) -> PareOutput:
         """images: (B, 3, S, S) crops, already normalised with config.mean / config.std."""
