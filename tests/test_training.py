@@ -699,3 +699,25 @@ def test_gpu_check_says_when_there_is_no_gpu(capsys, monkeypatch):
     assert gpu_check.main([]) == 0
     out = capsys.readouterr().out
     assert "No CUDA device" in out and "ok" not in out
+
+
+def test_export_leaves_out_the_trunks_old_landmark_regressor(tmp_path):
+    """Runs from before the landmark regressor left the BlazePose trunk saved its weights in
+    every Lightning checkpoint; the export keeps only what the network uses, and loads."""
+    from pare_demo import paths
+    from pare_demo.checkpoints import load_checkpoint
+    from pare_demo.models import PARE, default_config, load_model
+    from training.train import export_best
+
+    torch.manual_seed(0)
+    model = PARE(default_config("blazepose"))
+    original = torch.load(paths.BLAZEPOSE_LANDMARKS, map_location="cpu", weights_only=True)["state_dict"]
+    legacy = {f"model.backbone.{k}": original[k.removeprefix("net.")] for k in model.backbone.legacy_keys}
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    lightning = tmp_path / "run" / "phase1" / "checkpoints" / "epoch000.ckpt"
+    lightning.parent.mkdir(parents=True)
+    torch.save({"state_dict": {**state, **legacy}, "global_step": 7}, lightning)
+    out = export_best(tmp_path / "run", lightning, model.config.to_dict(), {}, out=tmp_path / "best.pt")
+    saved = load_checkpoint(out)
+    assert set(saved["state_dict"]) == set(model.state_dict()) and saved["meta"]["step"] == 7
+    assert torch.equal(load_model(out).state_dict()["head.cam_regressor.weight"], model.state_dict()["head.cam_regressor.weight"])

@@ -114,9 +114,14 @@ def export_best(run_dir: Path, checkpoint_path: str | Path, model_cfg: dict, met
     """The Lightning checkpoint's network weights as a pare-demo checkpoint at out (default
     run_dir/best.pt, which training writes at its end). Its meta says where it came from (run,
     phase, file) and after how many training steps, plus extra_meta (held-out test results, say)."""
+    from pare_demo.models import PARE, ModelConfig
+
     checkpoint_path = Path(checkpoint_path)
     lightning = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     weights = {k[len("model."):]: v for k, v in lightning["state_dict"].items() if k.startswith("model.")}
+    # Runs from before the landmark regressor left the BlazePose trunk carry its weights.
+    legacy = {f"backbone.{k}" for k in PARE(ModelConfig.from_dict(model_cfg)).backbone.legacy_keys}
+    weights = {k: v for k, v in weights.items() if k not in legacy}
     source = f"{run_dir.name}/{checkpoint_path.parent.parent.name}/{checkpoint_path.name}"
     return save_checkpoint(out or run_dir / "best.pt", model_cfg, weights,
                            {"source": source, "step": int(lightning["global_step"]),
