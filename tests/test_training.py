@@ -721,3 +721,31 @@ def test_export_leaves_out_the_trunks_old_landmark_regressor(tmp_path):
     saved = load_checkpoint(out)
     assert set(saved["state_dict"]) == set(model.state_dict()) and saved["meta"]["step"] == 7
     assert torch.equal(load_model(out).state_dict()["head.cam_regressor.weight"], model.state_dict()["head.cam_regressor.weight"])
+
+
+def test_trunk_distillation_pulls_a_fine_tuned_trunk_back_to_the_original():
+    """loss.trunk_distillation: zero while the trunk is the original network, positive once
+    it moved, with a gradient into the trunk; refused with a frozen trunk."""
+    from training.module import PareTraining
+    from pare_demo.models import default_config
+
+    torch.manual_seed(0)
+    config = default_config("blazepose").to_dict()
+    module = PareTraining(config, backbone_lr_scale=0.1, loss_weights={"trunk_distillation": 0.1})
+    images = torch.rand(2, 3, 256, 256)
+    batch = {"image": images, "pose": torch.eye(3).expand(2, 24, 3, 3).clone(), "betas": torch.zeros(2, 10),
+             "joints2d": torch.zeros(2, 24, 2), "joints2d_visible": torch.ones(2, 24, dtype=torch.bool),
+             "has_3d": torch.ones(2, dtype=torch.bool)}
+    losses = module._step(batch)[3]
+    assert losses["trunk_distillation"].item() == pytest.approx(0.0, abs=1e-8)
+    weight = next(p for n, p in module.model.backbone.named_parameters() if n.endswith("conv.weight"))
+    with torch.no_grad():
+        weight.mul_(1.5)
+    losses = module._step(batch)[3]
+    assert losses["trunk_distillation"].item() > 1e-3
+    module.zero_grad()
+    (module.weights.trunk_distillation * losses["trunk_distillation"]).backward()
+    assert weight.grad is not None and weight.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in module.reference_backbone.parameters())
+    with pytest.raises(ValueError, match="backbone_lr_scale"):
+        PareTraining(config, backbone_lr_scale=0.0, loss_weights={"trunk_distillation": 0.1})

@@ -22,6 +22,10 @@ class LossWeights:
     betas: float = 0.001
     part_attention: float = 0.0  # the study: no part supervision
     part_centres: float = 0.0    # L1 from each part map's centre to its joint (integral regression)
+    # With a backbone being fine-tuned: MSE from its features to those of the backbone as
+    # built (BlazePose's: the original converted network), so renders do not make it forget
+    # what its pretraining on real photos taught (training.module adds it).
+    trunk_distillation: float = 0.0
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ import torch
 from pare_demo import metrics
 from pare_demo.body import load_body_model
 from pare_demo.models import PARE, ModelConfig
+from pare_demo.models.backbones import build_backbone
 from training.losses import LossWeights, pare_loss
 
 
@@ -29,6 +30,14 @@ class PareTraining(L.LightningModule):
             for p in self.model.backbone.parameters():
                 p.requires_grad_(False)
             self.model.backbone.eval()
+        self.reference_backbone = None
+        if self.weights.trunk_distillation:
+            if backbone_lr_scale == 0:
+                raise ValueError("loss.trunk_distillation needs a backbone that trains (train.backbone_lr_scale > 0)")
+            # The backbone as built: for BlazePose, the original network, whatever --init loads.
+            self.reference_backbone = build_backbone(self.model.config.backbone).eval()
+            for p in self.reference_backbone.parameters():
+                p.requires_grad_(False)
         # Channels-last: convolution backward (most of a CPU training step) ran 1.8x faster.
         self.model.to(memory_format=torch.channels_last)
         self._init_outputs()
@@ -47,6 +56,8 @@ class PareTraining(L.LightningModule):
         super().train(mode)
         if self.hparams.backbone_lr_scale == 0:
             self.model.backbone.eval()
+        if self.reference_backbone is not None:
+            self.reference_backbone.eval()
         return self
 
     def body(self, pose: torch.Tensor, betas: torch.Tensor):
@@ -56,14 +67,21 @@ class PareTraining(L.LightningModule):
         return self.model(images)
 
     def _step(self, batch):
-        out = self.model(batch["image"].contiguous(memory_format=torch.channels_last))
+        images = batch["image"].contiguous(memory_format=torch.channels_last)
+        out = self.model(images, return_features=self.reference_backbone is not None)
         pred_body = self.body(out.pose, out.betas)
         with torch.no_grad():
             target_body = self.body(batch["pose"], batch["betas"])
         pred = {"joints3d": pred_body.joints[:, :24], "cam": out.cam, "pose": out.pose, "betas": out.betas,
                 "part_logits": out.part_logits, "part_attention": out.part_attention}
         target = dict(batch, joints3d=target_body.joints[:, :24])
-        return out, pred_body, target_body, pare_loss(pred, target, self.weights)
+        losses = pare_loss(pred, target, self.weights)
+        if self.reference_backbone is not None:
+            with torch.no_grad():
+                reference = self.reference_backbone(images)
+            losses["trunk_distillation"] = torch.nn.functional.mse_loss(out.features, reference)
+            losses["total"] = losses["total"] + self.weights.trunk_distillation * losses["trunk_distillation"]
+        return out, pred_body, target_body, losses
 
     def training_step(self, batch, batch_idx):
         _, _, _, losses = self._step(batch)
