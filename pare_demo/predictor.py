@@ -150,10 +150,12 @@ class Predictor:
 
     @cached_property
     def landmark_network(self):
-        """BlazePose's landmark network for refined crops: the detector's own when it has one."""
+        """BlazePose's landmark network for refined crops: the detector's own when it has one
+        (any callable may stand in for the detector)."""
         from pare_demo.blazepose.pose_landmarks import PoseLandmarkNetwork
 
-        return getattr(self.detector.backend, "landmark_network", None) or PoseLandmarkNetwork()
+        backend = getattr(self.detector, "backend", None)
+        return getattr(backend, "landmark_network", None) or PoseLandmarkNetwork()
 
     @property
     def description(self) -> str:
