@@ -281,7 +281,7 @@ class BlazePoseDetector:
     tiles: also look in overlapping square windows (tile_windows: 4 to 11 more network runs
     for usual photos) and merge what all windows find; finds people too small for the
     whole-image pass, at that cost in time and some more false detections.
-    verify: run the landmark network on each detection (about 7 ms each): drop those whose
+    verify: run the landmark network on each detection (about 4 ms each): drop those whose
     presence flag is below pose_landmarks.MIN_PRESENCE, give the others their landmark
     region (Detection.region)."""
 
