@@ -30,8 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pare_demo.blazepose.landmarks import ROI_SCALE, roi_square
-from pare_demo.blazepose.landmarks import BLAZEPOSE_LANDMARK_NAMES
+from pare_demo.blazepose.landmarks import BLAZEPOSE_LANDMARK_NAMES, ROI_SCALE, roi_square
 from pare_demo.blazepose.pose_landmarks import MIN_PRESENCE, LandmarkLook
 from pare_demo.boxes import box_iou
 from pare_demo.detect import Detection

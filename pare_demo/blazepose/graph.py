@@ -210,14 +210,6 @@ class GraphNetwork(nn.Module):
         self._free_after = [[t for t in set(op.inputs) if last_use[t] == i and t not in self.output_ids.values()]
                             for i, op in enumerate(self.ops.values())]
 
-    def keys_only_for(self, names: Iterable[str]) -> set[str]:
-        """State-dict keys of the ops that only the named outputs need."""
-        names = set(names)
-        own = set().union(*(self._ops_of_output[n] for n in names))
-        shared = set().union(*(ops for n, ops in self._ops_of_output.items() if n not in names))
-        prefixes = tuple(f"ops.op{i}." for i in own - shared)
-        return {k for k in self.state_dict() if k.startswith(prefixes)}
-
     def forward(self, image: torch.Tensor, outputs: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
         names = list(self.output_ids) if outputs is None else list(outputs)
         wanted = set().union(*(self._ops_of_output[name] for name in names))

@@ -67,10 +67,9 @@ class PoseLandmarkNetwork:
     def backend(self) -> str:
         return self.network.backend
 
-    def look(self, image: np.ndarray, box: np.ndarray, out_size: int | None = None) -> LandmarkLook:
+    def look(self, image: np.ndarray, box: np.ndarray) -> LandmarkLook:
         """Run on the square the predictor crops around `box` (x0, y0, x1, y1 in pixels of
-        the RGB uint8 `image`). out_size: the output size of the returned region's crop
-        (None: the network's 256)."""
+        the RGB uint8 `image`)."""
         centre, side = square_around(box)
         crop = make_crop(centre, side, INPUT_SIZE)
         pixels = crop_image(image, crop).astype(np.float32) / 255.0
@@ -80,7 +79,5 @@ class PoseLandmarkNetwork:
         points = crop_to_image_points(raw[:, :2] - 0.5, crop)
         probabilities = sigmoid(raw[:, 3:5])
         region = landmark_region(crop, points, probabilities[:, 1]) or crop
-        if out_size is not None:
-            region = make_crop(region.center, region.size, out_size)
         return LandmarkLook(presence=float(out["presence"].reshape(-1)[0]),
                             landmarks=np.concatenate([points, probabilities], axis=1), region=region)

@@ -90,7 +90,9 @@ class PARE(nn.Module):
         older checkpoints carry and the backbone no longer has (Backbone.legacy_keys) are
         not unexpected: such checkpoints still load."""
         missing, unexpected = self.load_state_dict(state_dict, strict=False)
-        return missing, [k for k in unexpected if k.removeprefix("backbone.") not in self.backbone.legacy_keys]
+        if unexpected:  # legacy_keys may read a weights file: only when there is something to excuse
+            unexpected = [k for k in unexpected if k.removeprefix("backbone.") not in self.backbone.legacy_keys]
+        return missing, unexpected
 
     def forward(self, images: torch.Tensor, return_features: bool = False) -> PareOutput:
         """images: (B, 3, S, S) crops, already normalised with config.mean / config.std."""
