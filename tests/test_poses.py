@@ -6,8 +6,8 @@ from scipy.spatial.transform import Rotation
 from pare_demo.body import load_body_model
 from pare_demo.body.joint_names import SMPL_FLIP_PERMUTATION, SMPL_JOINT_NAMES, SMPL_PARENTS
 from training.poses import (
-    BODY_JOINT_NAMES, JOINT_LIMITS, KEY_POSES, clamp_to_limits, mirror_pose, random_global_orient,
-    sample_pose, sample_sequence, within_limits,
+    BODY_JOINT_NAMES, EVERYDAY_POSES, JOINT_LIMITS, KEY_POSES, POSE_SETS, clamp_to_limits, mirror_pose,
+    random_global_orient, sample_pose, sample_sequence, within_limits,
 )
 
 J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
@@ -161,6 +161,62 @@ def test_other_key_poses_look_like_their_names(key):
     j = key["bending_over"]
     assert j[J["head"], y] < j[J["spine3"], y] + 0.1 and j[J["head"], z] > 0.35
     assert j[J["left_wrist"], y] < j[J["left_shoulder"], y] - 0.4  # arms hang towards the floor
+
+
+@pytest.fixture(scope="module")
+def everyday(model):
+    names = list(EVERYDAY_POSES)
+    joints = joints_of(model, np.stack([EVERYDAY_POSES[n] for n in names]))
+    return {name: joints[i] for i, name in enumerate(names)}
+
+
+def test_everyday_poses_are_within_limits_and_bend_limbs_the_right_way(everyday):
+    for name, pose in EVERYDAY_POSES.items():
+        assert pose.shape == (23, 3) and pose.dtype == np.float32 and within_limits(pose), name
+    assert_not_hyperextended(np.stack(list(EVERYDAY_POSES.values())), np.stack(list(everyday.values())))
+
+
+def test_everyday_poses_look_like_their_names(everyday):
+    x, y, z = 0, 1, 2
+    j = everyday["arms_crossed"]
+    for side, sign in (("left", 1), ("right", -1)):  # each wrist across the midline, in front of the chest
+        wrist = j[J[f"{side}_wrist"]]
+        assert -sign * wrist[x] > 0.05 and wrist[z] > j[J["spine3"], z] + 0.1
+        assert j[J["pelvis"], y] < wrist[y] < j[J["left_shoulder"], y]
+    j = everyday["phoning"]
+    assert np.linalg.norm(j[J["left_wrist"]] - j[J["head"]]) < 0.2 and j[J["left_wrist"], x] > 0  # the hand reaches the ear
+    assert j[J["left_wrist"], y] > j[J["left_shoulder"], y]
+    j = everyday["hand_to_mouth"]
+    assert np.linalg.norm(j[J["left_wrist"]] - j[J["head"]]) < 0.25 and j[J["left_wrist"], z] > j[J["head"], z] + 0.1
+    j = everyday["hands_behind_back"]
+    for side in ("left", "right"):
+        assert j[J[f"{side}_wrist"], z] < j[J["pelvis"], z] - 0.1 and abs(j[J[f"{side}_wrist"], x]) < 0.12
+    j = everyday["sitting_on_ground"]
+    assert j[J["left_ankle"], z] > j[J["left_hip"], z] + 0.6 and abs(j[J["left_ankle"], y] - j[J["left_hip"], y]) < 0.25
+    j = everyday["low_sitting_legs_crossed"]
+    assert j[J["left_ankle"], x] < j[J["right_ankle"], x] + 0.05  # the shins cross: left foot on the right
+    assert j[J["left_knee"], x] > 0.2 and j[J["right_knee"], x] < -0.2
+    j = everyday["kneeling"]
+    for side in ("left", "right"):  # knees low, shins back along the floor
+        assert j[J["pelvis"], y] - j[J[f"{side}_knee"], y] > 0.3
+        assert j[J[f"{side}_ankle"], z] < j[J[f"{side}_knee"], z] - 0.3
+        assert abs(j[J[f"{side}_ankle"], y] - j[J[f"{side}_knee"], y]) < 0.15
+    j = everyday["deep_squat"]
+    assert j[J["pelvis"], y] - min(j[J["left_ankle"], y], j[J["right_ankle"], y]) < 0.35
+    assert j[J["left_knee"], x] - j[J["right_knee"], x] > 0.35  # knees wide
+
+
+def test_pose_sets_keep_the_key_set_as_it_was_and_add_the_everyday_poses():
+    assert POSE_SETS["key"] is KEY_POSES  # synthetic sets 1-3 re-render frame for frame
+    assert set(POSE_SETS["everyday"]) == set(KEY_POSES) | set(EVERYDAY_POSES)
+    rng = np.random.default_rng(3)
+    seq = sample_sequence(rng, 300, fps=30, poses={n: EVERYDAY_POSES[n] for n in ("kneeling", "phoning")})
+    # Keyframes blend only the two given poses (mirrored or not): every knee flexion lies between theirs.
+    knee = seq[:, J["left_knee"] - 1, 0]
+    span = sorted([EVERYDAY_POSES["kneeling"][J["left_knee"] - 1, 0], EVERYDAY_POSES["phoning"][J["left_knee"] - 1, 0]])
+    noise = 0.05 * (JOINT_LIMITS[J["left_knee"] - 1, 0, 1] - JOINT_LIMITS[J["left_knee"] - 1, 0, 0])
+    assert (knee > span[0] - 4 * noise).all() and (knee < span[1] + 4 * noise).all()
+    assert knee.max() > span[1] - 0.3  # and the kneeling pose is visited
 
 
 def test_mirror_pose_mirrors_the_body(model):

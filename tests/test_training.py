@@ -49,13 +49,14 @@ def test_synthetic_sequences_follow_the_3dpw_layout(synthetic):
     assert ((s.joints2d > -20) & (s.joints2d < 180)).all()  # the person is in the picture
 
 
-def test_synthesis_is_deterministic(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    for out in (a, b):
-        synth.generate(out, sequences=1, frames=2, seed=9, size=96, split="test")
-    pa = pickle.load(open(next((a / "sequenceFiles" / "test").glob("*.pkl")), "rb"))
-    pb = pickle.load(open(next((b / "sequenceFiles" / "test").glob("*.pkl")), "rb"))
+def test_synthesis_is_deterministic_and_the_pose_set_is_used(tmp_path):
+    runs = {"a": "key", "b": "key", "everyday": "everyday"}
+    for name, poses in runs.items():
+        synth.generate(tmp_path / name, sequences=1, frames=2, seed=9, size=96, split="test", poses=poses)
+    pa, pb, pe = (pickle.load(open(next((tmp_path / n / "sequenceFiles" / "test").glob("*.pkl")), "rb")) for n in runs)
     assert np.array_equal(pa["poses"][0], pb["poses"][0]) and np.array_equal(pa["cam_poses"], pb["cam_poses"])
+    # Same seed, another set of key poses to move through: other body poses.
+    assert not np.allclose(pa["poses"][0][:, 3:], pe["poses"][0][:, 3:])
 
 
 def test_heads_have_a_face_and_hair(body_model):

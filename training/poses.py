@@ -171,6 +171,51 @@ _BENDING_OVER = {  # the pelvis stays upright: the bend is in the hips and spine
     **_both("shoulder", "zy", 12, -88), **_both("elbow", "y", -10),
 }
 
+# Everyday poses real photos are full of and the key poses above lack (Human3.6M's actions:
+# phoning, eating, waiting; people sitting on the ground, kneeling, squatting). The arm poses and
+# the legs of the low sitting pose were solved for by least squares on the open body model:
+# joint positions as targets (e.g. the wrist at the ear for phoning, each wrist in front of the
+# other elbow for crossed arms), within JOINT_LIMITS, then rounded to whole degrees.
+_ARMS_CROSSED = {
+    **_STANDING, "left_collar": ("xzy", 0, -2, 2), "right_collar": ("xzy", -1, 5, 12),
+    "left_shoulder": ("xzy", -25, -61, -106), "right_shoulder": ("xzy", -19, 64, 84),
+    "left_elbow": ("y", -90), "right_elbow": ("y", 85),
+}
+_PHONING = {  # left hand at the left ear
+    **_STANDING, "left_collar": ("xzy", -3, 23, 16), "left_shoulder": ("xzy", -75, -42, -117),
+    "left_elbow": ("y", -149),
+}
+_HAND_TO_MOUTH = {  # eating, drinking, smoking
+    **_STANDING, "left_collar": ("xzy", 1, 12, -5), "left_shoulder": ("xzy", -75, -53, -106),
+    "left_elbow": ("y", -129),
+}
+_HANDS_BEHIND_BACK = {
+    **_STANDING, **_both("collar", "xzy", 0, -10, -3), **_both("shoulder", "xzy", 134, -54, 67),
+    **_both("elbow", "y", -51),
+}
+_SITTING_ON_GROUND = {  # legs out in front, leaning back on the hands
+    **_both("hip", "xz", -88, 8), **_both("knee", "x", 15), **_both("ankle", "x", 15),
+    "spine1": ("x", 10), "spine2": ("x", 5), "neck": ("x", 5),
+    **_both("collar", "z", -5), **_both("shoulder", "zx", -60, 35), **_both("elbow", "y", -5),
+}
+_LOW_SITTING_LEGS_CROSSED = {  # on a low seat or the heels, shins crossed, hands on the knees
+    "left_hip": ("xzy", -100, -41, 6), "right_hip": ("xzy", -99, 41, -7),
+    "left_knee": ("x", 106), "right_knee": ("x", 117), **_both("ankle", "x", 15),
+    "spine1": ("x", 10), "spine2": ("x", 5), "neck": ("x", 5),
+    "left_collar": ("xzy", -1, -10, -12), "right_collar": ("xzy", -1, 10, 8),
+    "left_shoulder": ("xzy", 61, -41, -36), "right_shoulder": ("xzy", 15, 47, 45),
+    "left_elbow": ("y", -16), "right_elbow": ("y", 2),
+}
+_KNEELING = {  # upright, shins on the ground behind
+    **_RELAXED_ARMS, **_both("hip", "x", -5), **_both("knee", "x", 95), **_both("ankle", "x", 40),
+    "spine1": ("x", 5),
+}
+_DEEP_SQUAT = {  # heels down, knees wide, forearms forward (a baseball catcher)
+    **_both("hip", "zx", 30, -120), **_both("knee", "x", 148), **_both("ankle", "x", -28),
+    "spine1": ("x", 25), "spine2": ("x", 10), "neck": ("x", -25), "head": ("x", -10),
+    **_both("shoulder", "zy", -45, -50), **_both("elbow", "y", -60),
+}
+
 KEY_POSES: dict[str, np.ndarray] = {
     "standing": _pose(_STANDING),
     "walking_a": _pose(_WALKING),
@@ -188,6 +233,17 @@ KEY_POSES: dict[str, np.ndarray] = {
     "lunging": _pose(_LUNGING),
     "bending_over": _pose(_BENDING_OVER),
 }
+EVERYDAY_POSES: dict[str, np.ndarray] = {  # clamped: whole degrees overshoot a limit by < 0.5 degree
+    name: clamp_to_limits(_pose(spec)) for name, spec in {
+        "arms_crossed": _ARMS_CROSSED, "phoning": _PHONING, "hand_to_mouth": _HAND_TO_MOUTH,
+        "hands_behind_back": _HANDS_BEHIND_BACK, "sitting_on_ground": _SITTING_ON_GROUND,
+        "low_sitting_legs_crossed": _LOW_SITTING_LEGS_CROSSED, "kneeling": _KNEELING,
+        "deep_squat": _DEEP_SQUAT,
+    }.items()
+}
+# What training.synth's --poses picks from: "key" reproduces the synthetic sets made before the
+# everyday poses existed (the same seed, the same frames).
+POSE_SETS: dict[str, dict[str, np.ndarray]] = {"key": KEY_POSES, "everyday": {**KEY_POSES, **EVERYDAY_POSES}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,13 +260,13 @@ def blend(a: np.ndarray, b: np.ndarray, weight: float | np.ndarray) -> np.ndarra
 
 
 def sample_pose(rng: np.random.Generator, names=None, noise: float = 0.05,
-                mirror_prob: float = 0.5) -> np.ndarray:
-    """A random (23, 3) body pose: a blend of two of the key poses `names` (default: all),
+                mirror_prob: float = 0.5, poses: dict[str, np.ndarray] = KEY_POSES) -> np.ndarray:
+    """A random (23, 3) body pose: a blend of two of `poses` named `names` (default: all),
     mirrored left-right with probability `mirror_prob`, plus Gaussian noise per joint and
     axis of std `noise` times that axis's range, clamped to JOINT_LIMITS."""
-    names = list(KEY_POSES) if names is None else list(names)
+    names = list(poses) if names is None else list(names)
     a, b = rng.choice(len(names), 2, replace=len(names) < 2)
-    pose = blend(KEY_POSES[names[a]], KEY_POSES[names[b]], rng.uniform())
+    pose = blend(poses[names[a]], poses[names[b]], rng.uniform())
     if rng.uniform() < mirror_prob:
         pose = mirror_pose(pose)
     spread = JOINT_LIMITS[..., 1] - JOINT_LIMITS[..., 0]
@@ -230,8 +286,8 @@ def _chain_rotation(delta: np.ndarray) -> np.ndarray:
 
 def sample_sequence(rng: np.random.Generator, frames: int, fps: float = 30.0,
                     key_interval: float = 1.0, max_speed_deg: float = 120.0,
-                    noise: float = 0.05) -> np.ndarray:
-    """(frames, 23, 3) smooth motion through sampled keyframes.
+                    noise: float = 0.05, poses: dict[str, np.ndarray] = KEY_POSES) -> np.ndarray:
+    """(frames, 23, 3) smooth motion through sampled keyframes of `poses`.
 
     Keyframes come about every `key_interval` seconds, later when a body part would turn
     faster than `max_speed_deg` per second on average (counting its ancestors' rotations).
@@ -239,13 +295,13 @@ def sample_sequence(rng: np.random.Generator, frames: int, fps: float = 30.0,
     axis-angle component is interpolated with a monotone cubic (PCHIP): smooth, velocity zero
     only where a component turns back, and never overshooting its keyframe values, so every
     frame stays within the (convex) limits."""
-    names = list(KEY_POSES)
+    names = list(poses)
     pair = list(rng.choice(names, 2, replace=False))
-    times, keys = [0.0], [sample_pose(rng, pair, noise)]
+    times, keys = [0.0], [sample_pose(rng, pair, noise, poses=poses)]
     duration = (frames - 1) / fps
     while times[-1] < duration:
         pair = [pair[1], rng.choice([n for n in names if n != pair[1]])]
-        pose = sample_pose(rng, pair, noise)
+        pose = sample_pose(rng, pair, noise, poses=poses)
         turn = np.rad2deg(_chain_rotation(pose - keys[-1]).max())
         times.append(times[-1] + max(key_interval * rng.uniform(0.75, 1.25), turn / max_speed_deg))
         keys.append(pose)

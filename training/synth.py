@@ -30,7 +30,7 @@ from pare_demo.body import SMPL_JOINT_NAMES, load_body_model
 from pare_demo.body.joint_names import EXTRA_KEYPOINT_NAMES
 from pare_demo.images import to_rgb_uint8
 from pare_demo.render import MeshToRender, Renderer
-from training.poses import random_global_orient, sample_sequence
+from training.poses import POSE_SETS, random_global_orient, sample_sequence
 
 # scikit-image's bundled pictures without people (astronaut and camera have people).
 BACKGROUND_PHOTOS = ("coffee", "chelsea", "rocket", "coins", "moon", "hubble_deep_field",
@@ -57,6 +57,7 @@ class Job:
     size: int
     seed: int
     body_model: str
+    poses: str = "key"    # training.poses.POSE_SETS
 
 
 def split_of(index: int, seed: int, split: str) -> str:
@@ -192,7 +193,7 @@ def render_sequence(job: Job, model=None, renderer=None) -> int:
     betas = np.clip(rng.normal(0, 0.9, (people, 10)), -2.5, 2.5)
     poses, trans, colors, joints_world, verts_world = [], [], [], [], []
     for k in range(people):
-        body_pose = sample_sequence(rng, n).reshape(n, 69)
+        body_pose = sample_sequence(rng, n, poses=POSE_SETS[job.poses]).reshape(n, 69)
         heading = random_global_orient(rng)
         orient = np.repeat(heading[None], n, 0)
         spot = np.array([rng.uniform(-1.2, 1.2) if people > 1 else 0.0, 0.0, rng.uniform(-0.5, 0.5)])
@@ -284,8 +285,9 @@ def _run(job: Job) -> int:
 
 
 def generate(out: Path, sequences: int, frames: int, seed: int, size: int = 512,
-             body_model: str = "open", workers: int = 1, split: str = "mixed", prefix: str = "synth") -> dict:
-    jobs = [Job(str(out), f"{prefix}_s{seed}_{i:04d}", split_of(i, seed, split), frames, size, seed, body_model)
+             body_model: str = "open", workers: int = 1, split: str = "mixed", prefix: str = "synth",
+             poses: str = "key") -> dict:
+    jobs = [Job(str(out), f"{prefix}_s{seed}_{i:04d}", split_of(i, seed, split), frames, size, seed, body_model, poses)
             for i in range(sequences)]
     start = time.time()
     done = 0
@@ -314,9 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--body-model", default="open")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--split", choices=("train", "validation", "test", "mixed"), default="mixed")
+    parser.add_argument("--poses", choices=tuple(POSE_SETS), default="key",
+                        help="key poses to move through: 'key' (synthetic sets 1-3), or 'everyday' "
+                             "(also arms crossed, phoning, eating, hands behind the back, sitting on "
+                             "the ground, kneeling, squatting)")
     args = parser.parse_args(argv)
     stats = generate(args.out, args.sequences, args.frames, args.seed, args.size, args.body_model,
-                     args.workers, args.split)
+                     args.workers, args.split, poses=args.poses)
     print(f"{stats['frames']} frames in {stats['sequences']} sequences, {stats['seconds']} s "
           f"({stats['frames_per_second']} frames/s) -> {args.out}")
     return 0
