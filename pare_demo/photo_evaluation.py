@@ -12,6 +12,7 @@ Figures, all on the 12 limb joints (COCO 5-16 <-> their SMPL namesakes):
   and with the annotated boxes;
 - PCK@0.15 of each limb part's attention peak, with the annotated boxes;
 - MPJPE and PA-MPJPE (mm, mid-hip aligned) against keypoints_3d, with the annotated boxes.
+The same figures per person ("people"): on a set this small one person can swing an average.
 
 No rendering, two predictor calls per image: cheap enough to run every training epoch.
 """
@@ -122,6 +123,20 @@ class PersonResult:
     attention_errors: np.ndarray
     mpjpe: float | None = None          # mm, where keypoints_3d has all 12 limb joints
     pa_mpjpe: float | None = None
+    image: str = ""                     # the image's file name, and the person's place in it
+    index: int = 0
+
+    def row(self) -> dict:
+        """This person's figures, as one row of the per-person table."""
+        def block(errors, thresholds):
+            return None if errors is None else {f"pck@{t:g}": _number(pck(errors, t)) for t in thresholds}
+
+        return {"image": self.image, "person": self.index, "source": self.source, "found": self.found,
+                "joints": int(self.box_errors.size),
+                "pck_detector": block(self.detector_errors, PCK_THRESHOLDS),
+                "pck_annotated_boxes": block(self.box_errors, PCK_THRESHOLDS),
+                "attention_peaks": block(self.attention_errors, (ATTENTION_PCK_THRESHOLD,)),
+                "mpjpe_mm": self.mpjpe, "pa_mpjpe_mm": self.pa_mpjpe}
 
 
 def evaluate_photos(predictor, dataset: list[AnnotatedImage],
@@ -150,6 +165,7 @@ def evaluate_photos(predictor, dataset: list[AnnotatedImage],
         },
         "by_source": {s: summarize([p for p in people if p.source == s]) for s in sources},
         "overall": summarize(people),
+        "people": [p.row() for p in people],
     }
 
 
@@ -165,12 +181,13 @@ def evaluate_image(predictor, image: AnnotatedImage) -> list[PersonResult]:
     results = []
     for i, (person, prediction) in enumerate(zip(image.people, with_boxes)):
         found = detected[matches[i]] if i in matches else None
-        results.append(score_person(image.source, person, prediction, found, i in plain))
+        results.append(score_person(image.source, person, prediction, found, i in plain,
+                                    image=image.path.name, index=i))
     return results
 
 
 def score_person(source: str, person: PersonAnnotation, prediction, detected=None,
-                 found_plain_iou: bool = False) -> PersonResult:
+                 found_plain_iou: bool = False, image: str = "", index: int = 0) -> PersonResult:
     """Errors of one annotated person: prediction from its annotated box, detected: the
     matched detection's prediction or None."""
     keypoints = person.keypoints[list(COCO_LIMB_INDICES)]
@@ -186,7 +203,8 @@ def score_person(source: str, person: PersonAnnotation, prediction, detected=Non
         source=source, found=detected is not None, found_plain_iou=found_plain_iou,
         detector_errors=None if detected is None else errors(detected.joints2d),
         box_errors=errors(prediction.joints2d),
-        attention_errors=errors(attention_peaks(prediction.part_attention, prediction.crop)))
+        attention_errors=errors(attention_peaks(prediction.part_attention, prediction.crop)),
+        image=image, index=index)
     if person.keypoints_3d is not None:
         target_3d = person.keypoints_3d[list(COCO_LIMB_INDICES)]
         if np.isfinite(target_3d).all():

@@ -12,7 +12,7 @@ from pare_demo.crop import crop_map_to_image, make_crop
 from pare_demo.data.coco_keypoints import read_coco_keypoints
 from pare_demo.photo_evaluation import (attention_peaks, evaluate_photos, keypoint_extent, match_boxes,
                                         mpjpe_mm, normalised_errors, pck, score_person, summarize)
-from training.evaluate_photos import main as evaluate_photos_cli, results_table
+from training.evaluate_photos import main as evaluate_photos_cli, people_table, results_table
 
 REAL_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "real_photos"
 # SMPL index of each COCO limb keypoint 5..16, written out by hand.
@@ -224,3 +224,19 @@ def test_evaluation_on_a_few_real_photos():
         assert joints3d["people"] >= 1
         assert in_range(joints3d["pa_mpjpe_mm"], 1, 2000) and joints3d["pa_mpjpe_mm"] <= joints3d["mpjpe_mm"] + 1e-6
     assert "overall" in results_table(results).splitlines()[0]
+
+    # Per person: one row each, in the file's order, adding up to the overall figures.
+    rows = results["people"]
+    assert [(r["image"], r["person"]) for r in rows] == [
+        (image.path.name, i) for image in subset for i in range(len(image.people))]
+    joints = np.array([r["joints"] for r in rows])
+    within = np.array([r["pck_annotated_boxes"]["pck@0.1"] for r in rows]) * joints
+    assert joints.sum() == overall["pck_annotated_boxes"]["joints"]
+    assert within.sum() / joints.sum() == pytest.approx(overall["pck_annotated_boxes"]["pck@0.1"])
+    assert sum(r["found"] for r in rows) == overall["detection"]["found"]
+    assert all((r["pck_detector"] is None) == (not r["found"]) for r in rows)
+    with_3d = [r["pa_mpjpe_mm"] for r in rows if r["pa_mpjpe_mm"] is not None]
+    if with_3d:
+        assert np.mean(with_3d) == pytest.approx(results["overall"]["joints3d"]["pa_mpjpe_mm"])
+    table = people_table(rows).splitlines()
+    assert len(table) == len(rows) + 1 and table[1].startswith(rows[0]["image"])

@@ -1,11 +1,12 @@
 """Evaluate a checkpoint on real photos with COCO keypoint annotations.
 
     python -m training.evaluate_photos --annotations PATH [--checkpoint C] [--out results.json]
-        [--no-flip-test] [--no-fit] [--no-refine]
+        [--per-person] [--no-flip-test] [--no-fit] [--no-refine]
 
 Prints people found, PCK of the projected joints (with the detector and with the annotated
 boxes), PCK of the part-attention peaks and, where the file has keypoints_3d, MPJPE and
-PA-MPJPE, per source and overall (pare_demo.photo_evaluation says how each is measured).
+PA-MPJPE, per source and overall (pare_demo.photo_evaluation says how each is measured);
+--per-person adds a row for each person, and the JSON always has them.
 Without --checkpoint: the bundled weights. For measuring only: never train on these photos.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=None, help="write the results here as JSON")
+    parser.add_argument("--per-person", action="store_true", help="also print each person's figures")
     add_prediction_switches(parser)
     args = parser.parse_args(argv)
     try:
@@ -47,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(predictor.description)
     print(results_table(results))
+    if args.per_person:
+        print(people_table(results["people"]))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         results["config"]["annotations"] = str(args.annotations)
@@ -84,6 +88,26 @@ def results_table(results: dict) -> str:
     lines = [" " * width + "".join(f"{name:>10s}" for name in names)]
     lines += [f"{label:{width}s}" + "".join(f"{cell:>10s}" for cell in cells) for label, cells in rows]
     return "\n".join(lines)
+
+
+def people_table(rows: list[dict]) -> str:
+    """One line per annotated person: found or not, PCK@0.1 with the detector and the boxes,
+    attention peaks, and the 3D errors where the photo has them."""
+    t = ATTENTION_PCK_THRESHOLD
+
+    def number(x, digits: int = 2) -> str:
+        return "-" if x is None else f"{x:.{digits}f}"
+
+    lines = [f"{'image':<24} {'person':>6} {'found':>5} {'joints':>6} {'PCK@0.1 det':>11} "
+             f"{'PCK@0.1 box':>11} {f'att@{t:g}':>8} {'MPJPE':>6} {'PA':>6}"]
+    for r in rows:
+        detector = r["pck_detector"]["pck@0.1"] if r["pck_detector"] else None
+        lines.append(f"{r['image']:<24} {r['person']:>6} {'yes' if r['found'] else 'no':>5} {r['joints']:>6} "
+                     f"{number(detector):>11} {number(r['pck_annotated_boxes']['pck@0.1']):>11} "
+                     f"{number(r['attention_peaks'][f'pck@{t:g}']):>8} {number(r['mpjpe_mm'], 0):>6} "
+                     f"{number(r['pa_mpjpe_mm'], 0):>6}")
+    return "\n".join(lines)
+
 
 if __name__ == "__main__":
     sys.exit(main())
