@@ -339,6 +339,14 @@ def test_photo_validation_scores_every_epoch_and_export_can_select_by_it(synthet
     assert meta["photos"]["overall"] == measured
     assert f"PCK@0.1 {measured['pck_annotated_boxes']['pck@0.1']:.2f} (annotated boxes)" in training_summary(meta)
 
+    # Any kept checkpoint by name (here the PA-MPJPE one, which --select photo_pck passed over).
+    by_pa = next((tmp_path / "run" / "phase1" / "checkpoints").glob("epoch*-pa_mpjpe*.ckpt"))
+    named = tmp_path / "named.pt"
+    assert export.main(["--config", str(path), "--out", str(named), "--checkpoint", by_pa.stem]) == 0
+    meta = load_checkpoint(named)["meta"]
+    assert meta["source"].endswith(by_pa.name) and meta["val_pa_mpjpe_mm"] == float(by_pa.stem.split("pa_mpjpe")[1])
+    assert export.main(["--config", str(path), "--out", str(named), "--checkpoint", "epoch999"]) == 2
+
 
 def test_config_overrides_read_exponents_as_numbers(synthetic, tmp_path):
     from training.config import load_config

@@ -5,7 +5,8 @@
 Works while a run is still going or after it was stopped: the best is the kept Lightning
 checkpoint with the lowest validation PA-MPJPE (it is in the file name), or with
 --select photo_pck the one with the highest real-photo dev-set PCK (runs with data.photos
-keep those too). --test-json adds the held-out results of `training.evaluate --json` to
+keep those too); --checkpoint NAME exports that kept checkpoint instead (a file name in
+the run's phase*/checkpoints, with or without .ckpt), to score or bundle any epoch. --test-json adds the held-out results of `training.evaluate --json` to
 the checkpoint, --sample-json those on the bundled sample set (assets/samples, which
 tests/test_bundled_weights.py reproduces) and --photos-json the overall figures of
 `training.evaluate_photos --out`; the app's Model tab shows them.
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 
 from training.config import ConfigError, load_config
-from training.train import PHOTO_SCORE, best_checkpoint, export_best
+from training.train import PHOTO_SCORE, SCORE, best_checkpoint, export_best
 
 TEST_KEYS = ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split", "flip_test", "fit",
              "ground_truth_body_models")
@@ -37,11 +38,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="training.evaluate_photos --out output for these weights")
     parser.add_argument("--select", choices=("pa_mpjpe", "photo_pck"), default="pa_mpjpe",
                         help="keep the checkpoint best on synthetic validation or on the real-photo dev set")
+    parser.add_argument("--checkpoint", default=None,
+                        help="export this kept checkpoint of the run (file name, .ckpt optional) instead of the best")
     args = parser.parse_intermixed_args(argv)  # key=value overrides may follow the options
     try:
         config = load_config(args.config, args.overrides)
         run_dir = config.train.run_path
-        if args.select == "photo_pck":
+        if args.checkpoint:
+            path = kept_checkpoint(run_dir, args.checkpoint)
+            score = SCORE.search(path.name)
+            metrics = {"val_pa_mpjpe_mm": float(score.group(1))} if score else {}
+            what = "chosen by name"
+        elif args.select == "photo_pck":
             path, score = best_checkpoint(run_dir, score=PHOTO_SCORE, lowest=False)
             metrics, what = {"val_photo_pck": score}, f"dev-photo PCK@0.1 {score:.3f}"
         else:
@@ -64,6 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     export_best(run_dir, path, config.network(), metrics, extra, out=args.out)
     print(f"{path.name} ({what}) -> {args.out}")
     return 0
+
+
+def kept_checkpoint(run_dir: Path, name: str) -> Path:
+    """The run's kept Lightning checkpoint called `name` (".ckpt" optional), in any phase."""
+    file_name = name if name.endswith(".ckpt") else f"{name}.ckpt"
+    found = sorted(run_dir.glob(f"phase*/checkpoints/{file_name}"))
+    if not found:
+        kept = sorted(p.name for p in run_dir.glob("phase*/checkpoints/*.ckpt"))
+        raise FileNotFoundError(f"no checkpoint {file_name} under {run_dir}/phase*/checkpoints; kept: "
+                                + (", ".join(kept) if kept else "none"))
+    return found[-1]
 
 
 if __name__ == "__main__":
