@@ -129,7 +129,7 @@ class PersonResult:
     def row(self) -> dict:
         """This person's figures, as one row of the per-person table."""
         def block(errors, thresholds):
-            return None if errors is None else {f"pck@{t:g}": _number(pck(errors, t)) for t in thresholds}
+            return None if errors is None else pck_figures(errors, thresholds)
 
         return {"image": self.image, "person": self.index, "source": self.source, "found": self.found,
                 "joints": int(self.box_errors.size),
@@ -216,8 +216,7 @@ def summarize(people: list[PersonResult]) -> dict:
     """The figures over a group of people, each with the people and joints it counts."""
     def pck_block(error_lists, thresholds):
         errors = np.concatenate(error_lists) if error_lists else np.zeros(0)
-        block = {f"pck@{t:g}": _number(pck(errors, t)) for t in thresholds}
-        return {**block, "people": len(error_lists), "joints": int(errors.size)}
+        return {**pck_figures(errors, thresholds), "people": len(error_lists), "joints": int(errors.size)}
 
     found = [p for p in people if p.found]
     # An unmatched person's labelled joints count as misses: an infinite error.
@@ -234,6 +233,11 @@ def summarize(people: list[PersonResult]) -> dict:
                      "pa_mpjpe_mm": _number(np.mean([p.pa_mpjpe for p in with_3d])) if with_3d else None,
                      "people": len(with_3d), "joints": len(with_3d) * len(LIMB_NAMES)},
     }
+
+
+def pck_figures(errors: np.ndarray, thresholds) -> dict:
+    """{"pck@T": fraction within T (None where no joint is labelled)} for each threshold."""
+    return {f"pck@{t:g}": _number(pck(errors, t)) for t in thresholds}
 
 
 def _number(value: float) -> float | None:

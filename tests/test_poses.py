@@ -217,6 +217,8 @@ def test_pose_sets_keep_the_key_set_as_it_was_and_add_the_everyday_poses():
     noise = 0.05 * (JOINT_LIMITS[J["left_knee"] - 1, 0, 1] - JOINT_LIMITS[J["left_knee"] - 1, 0, 0])
     assert (knee > span[0] - 4 * noise).all() and (knee < span[1] + 4 * noise).all()
     assert knee.max() > span[1] - 0.3  # and the kneeling pose is visited
+    with pytest.raises(ValueError, match="at least two"):
+        sample_sequence(rng, 10, poses={"kneeling": EVERYDAY_POSES["kneeling"]})
 
 
 def test_mirror_pose_mirrors_the_body(model):

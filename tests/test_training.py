@@ -1,6 +1,7 @@
 import json
 import pickle
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -346,6 +347,14 @@ def test_photo_validation_scores_every_epoch_and_export_can_select_by_it(synthet
     meta = load_checkpoint(named)["meta"]
     assert meta["source"].endswith(by_pa.name) and meta["val_pa_mpjpe_mm"] == float(by_pa.stem.split("pa_mpjpe")[1])
     assert export.main(["--config", str(path), "--out", str(named), "--checkpoint", "epoch999"]) == 2
+    assert export.main(["--config", str(path), "--out", str(named), "--checkpoint", kept[0].name]) == 0
+    assert load_checkpoint(named)["meta"]["val_photo_pck"] == score
+    # A name in two phases must be told apart.
+    phase2 = tmp_path / "run" / "phase2" / "checkpoints"
+    phase2.mkdir(parents=True)
+    shutil.copy(by_pa, phase2 / by_pa.name)
+    assert export.main(["--config", str(path), "--out", str(named), "--checkpoint", by_pa.stem]) == 2
+    assert export.main(["--config", str(path), "--out", str(named), "--checkpoint", f"phase1/{by_pa.stem}"]) == 0
 
 
 def test_config_overrides_read_exponents_as_numbers(synthetic, tmp_path):

@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def number(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
 def results_table(results: dict) -> str:
     """Rows: figures; columns: each source, then all people."""
     groups = [*results["by_source"].values(), results["overall"]]
@@ -66,9 +70,6 @@ def results_table(results: dict) -> str:
 
     def row(label: str, cell) -> None:
         rows.append((label, [cell(g) for g in groups]))
-
-    def number(x, digits: int = 3) -> str:
-        return "-" if x is None else f"{x:.{digits}f}"
 
     row("people found (square-crop IoU)", lambda g: f"{g['detection']['found']}/{g['detection']['people']}")
     row("people found (plain box IoU)", lambda g: f"{g['detection']['found_plain_iou']}/{g['detection']['people']}")
@@ -95,16 +96,13 @@ def people_table(rows: list[dict]) -> str:
     attention peaks, and the 3D errors where the photo has them."""
     t = ATTENTION_PCK_THRESHOLD
 
-    def number(x, digits: int = 2) -> str:
-        return "-" if x is None else f"{x:.{digits}f}"
-
     lines = [f"{'image':<24} {'person':>6} {'found':>5} {'joints':>6} {'PCK@0.1 det':>11} "
              f"{'PCK@0.1 box':>11} {f'att@{t:g}':>8} {'MPJPE':>6} {'PA':>6}"]
     for r in rows:
         detector = r["pck_detector"]["pck@0.1"] if r["pck_detector"] else None
         lines.append(f"{r['image']:<24} {r['person']:>6} {'yes' if r['found'] else 'no':>5} {r['joints']:>6} "
-                     f"{number(detector):>11} {number(r['pck_annotated_boxes']['pck@0.1']):>11} "
-                     f"{number(r['attention_peaks'][f'pck@{t:g}']):>8} {number(r['mpjpe_mm'], 0):>6} "
+                     f"{number(detector, 2):>11} {number(r['pck_annotated_boxes']['pck@0.1'], 2):>11} "
+                     f"{number(r['attention_peaks'][f'pck@{t:g}'], 2):>8} {number(r['mpjpe_mm'], 0):>6} "
                      f"{number(r['pa_mpjpe_mm'], 0):>6}")
     return "\n".join(lines)
 

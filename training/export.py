@@ -6,8 +6,9 @@ Works while a run is still going or after it was stopped: the best is the kept L
 checkpoint with the lowest validation PA-MPJPE (it is in the file name), or with
 --select photo_pck the one with the highest real-photo dev-set PCK (runs with data.photos
 keep those too); --checkpoint NAME exports that kept checkpoint instead (a file name in
-the run's phase*/checkpoints, with or without .ckpt), to score or bundle any epoch. --test-json adds the held-out results of `training.evaluate --json` to
-the checkpoint, --sample-json those on the bundled sample set (assets/samples, which
+the run's phase*/checkpoints, with or without .ckpt; phase2/NAME where both phases have
+it), to score or bundle any epoch. --test-json adds the held-out results of
+`training.evaluate --json` to the checkpoint, --sample-json those on the bundled sample set (assets/samples, which
 tests/test_bundled_weights.py reproduces) and --photos-json the overall figures of
 `training.evaluate_photos --out`; the app's Model tab shows them.
 """
@@ -36,18 +37,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="training.evaluate --json output on the bundled sample set (assets/samples)")
     parser.add_argument("--photos-json", type=Path, default=None,
                         help="training.evaluate_photos --out output for these weights")
-    parser.add_argument("--select", choices=("pa_mpjpe", "photo_pck"), default="pa_mpjpe",
-                        help="keep the checkpoint best on synthetic validation or on the real-photo dev set")
-    parser.add_argument("--checkpoint", default=None,
-                        help="export this kept checkpoint of the run (file name, .ckpt optional) instead of the best")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--select", choices=("pa_mpjpe", "photo_pck"), default="pa_mpjpe",
+                       help="keep the checkpoint best on synthetic validation or on the real-photo dev set")
+    which.add_argument("--checkpoint", default=None,
+                       help="export this kept checkpoint of the run (file name, .ckpt optional) instead of the best")
     args = parser.parse_intermixed_args(argv)  # key=value overrides may follow the options
     try:
         config = load_config(args.config, args.overrides)
         run_dir = config.train.run_path
         if args.checkpoint:
             path = kept_checkpoint(run_dir, args.checkpoint)
-            score = SCORE.search(path.name)
-            metrics = {"val_pa_mpjpe_mm": float(score.group(1))} if score else {}
+            pa, photo = SCORE.search(path.name), PHOTO_SCORE.search(path.name)
+            metrics = ({"val_pa_mpjpe_mm": float(pa.group(1))} if pa else
+                       {"val_photo_pck": float(photo.group(1))} if photo else {})
             what = "chosen by name"
         elif args.select == "photo_pck":
             path, score = best_checkpoint(run_dir, score=PHOTO_SCORE, lowest=False)
@@ -75,14 +78,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def kept_checkpoint(run_dir: Path, name: str) -> Path:
-    """The run's kept Lightning checkpoint called `name` (".ckpt" optional), in any phase."""
-    file_name = name if name.endswith(".ckpt") else f"{name}.ckpt"
-    found = sorted(run_dir.glob(f"phase*/checkpoints/{file_name}"))
+    """The run's kept Lightning checkpoint called `name` (".ckpt" optional; "phase2/NAME" picks
+    the phase), in any phase; an error where none or several match."""
+    phase, _, file_name = name.rpartition("/")
+    file_name = file_name if file_name.endswith(".ckpt") else f"{file_name}.ckpt"
+    found = sorted(run_dir.glob(f"{phase or 'phase*'}/checkpoints/{file_name}"))
+    if len(found) > 1:
+        raise FileNotFoundError(f"{file_name} is in more than one phase: "
+                                + ", ".join(str(p.relative_to(run_dir).parent.parent / p.name) for p in found)
+                                + "; name one as PHASE/NAME")
     if not found:
         kept = sorted(p.name for p in run_dir.glob("phase*/checkpoints/*.ckpt"))
         raise FileNotFoundError(f"no checkpoint {file_name} under {run_dir}/phase*/checkpoints; kept: "
                                 + (", ".join(kept) if kept else "none"))
-    return found[-1]
+    return found[0]
 
 
 if __name__ == "__main__":

@@ -193,11 +193,13 @@ _HANDS_BEHIND_BACK = {
     **_STANDING, **_both("collar", "xzy", 0, -10, -3), **_both("shoulder", "xzy", 134, -54, 67),
     **_both("elbow", "y", -51),
 }
-_SITTING_ON_GROUND = {  # legs out in front, leaning back on the hands
+_SITTING_ON_GROUND = {  # legs out in front, arms back beside the hips (hands a little off the floor)
     **_both("hip", "xz", -88, 8), **_both("knee", "x", 15), **_both("ankle", "x", 15),
     "spine1": ("x", 10), "spine2": ("x", 5), "neck": ("x", 5),
     **_both("collar", "z", -5), **_both("shoulder", "zx", -60, 35), **_both("elbow", "y", -5),
 }
+# Solved arm by arm for the wrists' positions only, so the upper arms' twist is free and differs
+# between the sides.
 _LOW_SITTING_LEGS_CROSSED = {  # on a low seat or the heels, shins crossed, hands on the knees
     "left_hip": ("xzy", -100, -41, 6), "right_hip": ("xzy", -99, 41, -7),
     "left_knee": ("x", 106), "right_knee": ("x", 117), **_both("ankle", "x", 15),
@@ -296,6 +298,8 @@ def sample_sequence(rng: np.random.Generator, frames: int, fps: float = 30.0,
     only where a component turns back, and never overshooting its keyframe values, so every
     frame stays within the (convex) limits."""
     names = list(poses)
+    if len(names) < 2:
+        raise ValueError(f"a sequence moves between key poses: give at least two, not {names}")
     pair = list(rng.choice(names, 2, replace=False))
     times, keys = [0.0], [sample_pose(rng, pair, noise, poses=poses)]
     duration = (frames - 1) / fps
