@@ -8,9 +8,9 @@ checkpoint with the lowest validation PA-MPJPE (it is in the file name), or with
 keep those too); --checkpoint NAME exports that kept checkpoint instead (a file name in
 the run's phase*/checkpoints, with or without .ckpt; phase2/NAME where both phases have
 it), to score or bundle any epoch. --test-json adds the held-out results of
-`training.evaluate --json` to the checkpoint, --sample-json those on the bundled sample set (assets/samples, which
-tests/test_bundled_weights.py reproduces) and --photos-json the overall figures of
-`training.evaluate_photos --out`; the app's Model tab shows them.
+`training.evaluate --json` to the checkpoint, --sample-json those on the bundled sample set
+(assets/samples, which tests/test_bundled_weights.py reproduces) and --photos-json the
+overall figures of `training.evaluate_photos --out`; the app's Model tab shows them.
 """
 from __future__ import annotations
 
