@@ -31,12 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("overrides", nargs="*")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--test-json", type=Path, default=None,
-                        help="training.evaluate --json output for these weights")
-    parser.add_argument("--sample-json", type=Path, default=None,
-                        help="training.evaluate --json output on the bundled sample set (assets/samples)")
-    parser.add_argument("--photos-json", type=Path, default=None,
-                        help="training.evaluate_photos --out output for these weights")
+    add_figure_options(parser)
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--select", choices=("pa_mpjpe", "photo_pck"), default="pa_mpjpe",
                        help="keep the checkpoint best on synthetic validation or on the real-photo dev set")
@@ -61,20 +56,36 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    extra = {}
-    if args.test_json:
-        results = json.loads(args.test_json.read_text())
-        extra["test"] = {k: results[k] for k in TEST_KEYS if k in results}
-    if args.sample_json:
-        results = json.loads(args.sample_json.read_text())
-        extra["sample_set"] = {k: results[k] for k in TEST_KEYS if k in results}
-    if args.photos_json:
-        results = json.loads(args.photos_json.read_text())
-        extra["photos"] = {"overall": results["overall"], "checkpoint": results["config"]["checkpoint"]}
+    extra = figures_meta(args.test_json, args.sample_json, args.photos_json)
     # Straight to --out: the run's own best.pt stays as training wrote it.
     export_best(run_dir, path, config.network(), metrics, extra, out=args.out)
     print(f"{path.name} ({what}) -> {args.out}")
     return 0
+
+
+def add_figure_options(parser: argparse.ArgumentParser) -> None:
+    """--test-json, --sample-json and --photos-json: measured figures a checkpoint carries."""
+    parser.add_argument("--test-json", type=Path, default=None,
+                        help="training.evaluate --json output for these weights")
+    parser.add_argument("--sample-json", type=Path, default=None,
+                        help="training.evaluate --json output on the bundled sample set (assets/samples)")
+    parser.add_argument("--photos-json", type=Path, default=None,
+                        help="training.evaluate_photos --out output for these weights")
+
+
+def figures_meta(test_json: Path | None, sample_json: Path | None, photos_json: Path | None) -> dict:
+    """The checkpoint meta entries ('test', 'sample_set', 'photos') for the given result files."""
+    extra = {}
+    if test_json:
+        results = json.loads(test_json.read_text())
+        extra["test"] = {k: results[k] for k in TEST_KEYS if k in results}
+    if sample_json:
+        results = json.loads(sample_json.read_text())
+        extra["sample_set"] = {k: results[k] for k in TEST_KEYS if k in results}
+    if photos_json:
+        results = json.loads(photos_json.read_text())
+        extra["photos"] = {"overall": results["overall"], "checkpoint": results["config"]["checkpoint"]}
+    return extra
 
 
 def kept_checkpoint(run_dir: Path, name: str) -> Path:

@@ -1,0 +1,84 @@
+"""Average the weights of exported checkpoints of one network (a uniform "model soup").
+
+    python -m training.average --out averaged.pt EPOCH1.pt EPOCH2.pt ... [--test-json ...]
+
+Checkpoints along one line of training (the epochs of a run, or of runs started from the same
+weights) lie close together, and their mean often generalises better than any one of them:
+the bundled weights are such a mean (docs/bundled_weights.md). Every floating-point tensor is
+averaged, BatchNorm's running statistics included; integer tensors (BatchNorm's batch counts)
+come from the last checkpoint. All inputs must have the same network config and the same
+tensors. Export a run's epochs first with `training.export --checkpoint NAME`; --test-json,
+--sample-json and --photos-json attach measured figures as `training.export` does.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from pare_demo.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from training.export import add_figure_options, figures_meta
+
+
+class AverageError(ValueError):
+    """The checkpoints cannot be averaged (too few, or different networks)."""
+
+
+def average_checkpoints(checkpoints: list[dict], names: list[str]) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(config, state dict) of the uniform average of loaded checkpoints (load_checkpoint's dicts);
+    names say which file each came from, for the errors."""
+    if len(checkpoints) < 2:
+        raise AverageError(f"averaging needs at least two checkpoints, got {len(checkpoints)}")
+    first, first_name = checkpoints[0], names[0]
+    for checkpoint, name in zip(checkpoints[1:], names[1:]):
+        if checkpoint["config"] != first["config"]:
+            raise AverageError(f"{name} has another network config than {first_name}: "
+                               f"{checkpoint['config']} vs {first['config']}")
+        keys, first_keys = set(checkpoint["state_dict"]), set(first["state_dict"])
+        if keys != first_keys:
+            odd = sorted(keys ^ first_keys)
+            raise AverageError(f"{name} and {first_name} hold different tensors ({len(odd)}, e.g. {odd[0]})")
+        for key, tensor in checkpoint["state_dict"].items():
+            if tensor.shape != first["state_dict"][key].shape:
+                raise AverageError(f"{key} is {tuple(tensor.shape)} in {name} but "
+                                   f"{tuple(first['state_dict'][key].shape)} in {first_name}")
+    last = checkpoints[-1]["state_dict"]
+    averaged = {key: (torch.stack([c["state_dict"][key] for c in checkpoints]).mean(0)
+                      if tensor.is_floating_point() else tensor)
+                for key, tensor in last.items()}
+    return first["config"], averaged
+
+
+def runs_counted(sources: list[str]) -> str:
+    """'blazepose_v5 x10, blazepose_v6 x8': how many of the sources (run/phase/file) each run gave."""
+    counts: dict[str, int] = {}
+    for source in sources:
+        run = source.split("/")[0]
+        counts[run] = counts.get(run, 0) + 1
+    return ", ".join(f"{run} x{n}" for run, n in counts.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Average exported checkpoints of one network")
+    parser.add_argument("checkpoints", nargs="+", type=Path, help="exported pare-demo checkpoints")
+    parser.add_argument("--out", type=Path, required=True)
+    add_figure_options(parser)
+    args = parser.parse_args(argv)
+    try:
+        checkpoints = [load_checkpoint(path) for path in args.checkpoints]
+        config, state_dict = average_checkpoints(checkpoints, [str(p) for p in args.checkpoints])
+    except (CheckpointError, AverageError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    sources = [c["meta"].get("source", str(p)) for c, p in zip(checkpoints, args.checkpoints)]
+    meta = {"source": f"uniform average of {len(sources)} checkpoints ({runs_counted(sources)})", "averaged": sources,
+            **figures_meta(args.test_json, args.sample_json, args.photos_json)}
+    save_checkpoint(args.out, config, state_dict, meta)
+    print(f"average of {len(sources)} checkpoints -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
