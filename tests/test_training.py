@@ -355,6 +355,10 @@ def test_photo_validation_scores_every_epoch_and_export_can_select_by_it(synthet
     shutil.copy(by_pa, phase2 / by_pa.name)
     assert export.main(["--config", str(path), "--out", str(named), "--checkpoint", by_pa.stem]) == 2
     assert export.main(["--config", str(path), "--out", str(named), "--checkpoint", f"phase1/{by_pa.stem}"]) == 0
+    # A results file that is not one: a clear error, nothing written over.
+    before = named.read_bytes()
+    assert export.main(["--config", str(path), "--out", str(named), "--test-json", str(figures)]) == 2
+    assert named.read_bytes() == before
 
 
 def test_config_overrides_read_exponents_as_numbers(synthetic, tmp_path):

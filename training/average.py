@@ -3,12 +3,13 @@
     python -m training.average --out averaged.pt EPOCH1.pt EPOCH2.pt ... [--test-json ...]
 
 Checkpoints along one line of training (the epochs of a run, or of runs started from the same
-weights) lie close together, and their mean often generalises better than any one of them:
-the bundled weights are such a mean (docs/bundled_weights.md). Every floating-point tensor is
+weights) lie close together, and their mean can generalise better than one of them: the
+bundled weights are such a mean (docs/bundled_weights.md). Every floating-point tensor is
 averaged, BatchNorm's running statistics included; integer tensors (BatchNorm's batch counts)
 come from the last checkpoint. All inputs must have the same network config and the same
-tensors. Export a run's epochs first with `training.export --checkpoint NAME`; --test-json,
---sample-json and --photos-json attach measured figures as `training.export` does.
+tensors (names, shapes, dtypes). Export a run's epochs first with `training.export
+--checkpoint NAME`; --test-json, --sample-json and --photos-json attach measured figures as
+`training.export` does.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 
 from pare_demo.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from training.export import add_figure_options, figures_meta
+from training.figures import FiguresError, add_figure_options, figures_meta
 
 
 class AverageError(ValueError):
@@ -41,9 +42,10 @@ def average_checkpoints(checkpoints: list[dict], names: list[str]) -> tuple[dict
             odd = sorted(keys ^ first_keys)
             raise AverageError(f"{name} and {first_name} hold different tensors ({len(odd)}, e.g. {odd[0]})")
         for key, tensor in checkpoint["state_dict"].items():
-            if tensor.shape != first["state_dict"][key].shape:
-                raise AverageError(f"{key} is {tuple(tensor.shape)} in {name} but "
-                                   f"{tuple(first['state_dict'][key].shape)} in {first_name}")
+            other = first["state_dict"][key]
+            if tensor.shape != other.shape or tensor.dtype != other.dtype:
+                raise AverageError(f"{key} is {tuple(tensor.shape)} {tensor.dtype} in {name} but "
+                                   f"{tuple(other.shape)} {other.dtype} in {first_name}")
     last = checkpoints[-1]["state_dict"]
     averaged = {key: (torch.stack([c["state_dict"][key] for c in checkpoints]).mean(0)
                       if tensor.is_floating_point() else tensor)
@@ -51,11 +53,18 @@ def average_checkpoints(checkpoints: list[dict], names: list[str]) -> tuple[dict
     return first["config"], averaged
 
 
+def source_of(checkpoint: dict, path: Path) -> str:
+    """Where an input came from: its meta's source (training.export writes run/phase/file),
+    else its folder and file name."""
+    return checkpoint["meta"].get("source") or f"{path.parent.name}/{path.name}"
+
+
 def runs_counted(sources: list[str]) -> str:
-    """'blazepose_v5 x10, blazepose_v6 x8': how many of the sources (run/phase/file) each run gave."""
+    """'blazepose_v5 x10, blazepose_v6 x8': how many of the sources (run/phase/file) each run
+    gave; a source without a folder (an earlier average, say) counts as itself."""
     counts: dict[str, int] = {}
     for source in sources:
-        run = source.split("/")[0]
+        run = source.split("/")[0] if "/" in source else source
         counts[run] = counts.get(run, 0) + 1
     return ", ".join(f"{run} x{n}" for run, n in counts.items())
 
@@ -66,15 +75,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     add_figure_options(parser)
     args = parser.parse_args(argv)
+    repeated = sorted({str(p) for p in args.checkpoints if args.checkpoints.count(p) > 1})
+    if repeated:  # allowed (it weights them), but seldom meant
+        print(f"note: given more than once, so weighted more: {', '.join(repeated)}", file=sys.stderr)
     try:
+        figures = figures_meta(args.test_json, args.sample_json, args.photos_json)
         checkpoints = [load_checkpoint(path) for path in args.checkpoints]
         config, state_dict = average_checkpoints(checkpoints, [str(p) for p in args.checkpoints])
-    except (CheckpointError, AverageError) as error:
+    except (CheckpointError, AverageError, FiguresError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    sources = [c["meta"].get("source", str(p)) for c, p in zip(checkpoints, args.checkpoints)]
-    meta = {"source": f"uniform average of {len(sources)} checkpoints ({runs_counted(sources)})", "averaged": sources,
-            **figures_meta(args.test_json, args.sample_json, args.photos_json)}
+    sources = [source_of(c, p) for c, p in zip(checkpoints, args.checkpoints)]
+    meta = {"source": f"uniform average of {len(sources)} checkpoints ({runs_counted(sources)})",
+            "averaged": sources, **figures}
     save_checkpoint(args.out, config, state_dict, meta)
     print(f"average of {len(sources)} checkpoints -> {args.out}")
     return 0

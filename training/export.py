@@ -15,16 +15,12 @@ overall figures of `training.evaluate_photos --out`; the app's Model tab shows t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from training.config import ConfigError, load_config
+from training.figures import FiguresError, add_figure_options, figures_meta
 from training.train import PHOTO_SCORE, SCORE, best_checkpoint, export_best
-
-TEST_KEYS = ("mpjpe", "pa_mpjpe", "pve", "num_frames", "dataset_root", "split", "flip_test", "fit",
-             "ground_truth_body_models")
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Export a run's best checkpoint for the app")
@@ -39,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="export this kept checkpoint of the run (file name, .ckpt optional) instead of the best")
     args = parser.parse_intermixed_args(argv)  # key=value overrides may follow the options
     try:
+        extra = figures_meta(args.test_json, args.sample_json, args.photos_json)
         config = load_config(args.config, args.overrides)
         run_dir = config.train.run_path
         if args.checkpoint:
@@ -53,39 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path, score = best_checkpoint(run_dir)
             metrics, what = {"val_pa_mpjpe_mm": score}, f"validation PA-MPJPE {score:.1f} mm"
-    except (ConfigError, FileNotFoundError) as error:
+    except (ConfigError, FiguresError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    extra = figures_meta(args.test_json, args.sample_json, args.photos_json)
     # Straight to --out: the run's own best.pt stays as training wrote it.
     export_best(run_dir, path, config.network(), metrics, extra, out=args.out)
     print(f"{path.name} ({what}) -> {args.out}")
     return 0
-
-
-def add_figure_options(parser: argparse.ArgumentParser) -> None:
-    """--test-json, --sample-json and --photos-json: measured figures a checkpoint carries."""
-    parser.add_argument("--test-json", type=Path, default=None,
-                        help="training.evaluate --json output for these weights")
-    parser.add_argument("--sample-json", type=Path, default=None,
-                        help="training.evaluate --json output on the bundled sample set (assets/samples)")
-    parser.add_argument("--photos-json", type=Path, default=None,
-                        help="training.evaluate_photos --out output for these weights")
-
-
-def figures_meta(test_json: Path | None, sample_json: Path | None, photos_json: Path | None) -> dict:
-    """The checkpoint meta entries ('test', 'sample_set', 'photos') for the given result files."""
-    extra = {}
-    if test_json:
-        results = json.loads(test_json.read_text())
-        extra["test"] = {k: results[k] for k in TEST_KEYS if k in results}
-    if sample_json:
-        results = json.loads(sample_json.read_text())
-        extra["sample_set"] = {k: results[k] for k in TEST_KEYS if k in results}
-    if photos_json:
-        results = json.loads(photos_json.read_text())
-        extra["photos"] = {"overall": results["overall"], "checkpoint": results["config"]["checkpoint"]}
-    return extra
 
 
 def kept_checkpoint(run_dir: Path, name: str) -> Path:
