@@ -22,6 +22,7 @@ from training.config import ConfigError, load_config
 from training.figures import FiguresError, add_figure_options, figures_meta
 from training.train import PHOTO_SCORE, SCORE, best_checkpoint, export_best
 
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Export a run's best checkpoint for the app")
     parser.add_argument("--config", required=True)
