@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
 from pare_demo.body import load_body_model
 from pare_demo.body.joint_names import SMPL_JOINT_NAMES
@@ -58,6 +59,24 @@ def test_synthesis_is_deterministic_and_the_pose_set_is_used(tmp_path):
     assert np.array_equal(pa["poses"][0], pb["poses"][0]) and np.array_equal(pa["cam_poses"], pb["cam_poses"])
     # Same seed, another set of key poses to move through: other body poses.
     assert not np.allclose(pa["poses"][0][:, 3:], pe["poses"][0][:, 3:])
+
+
+@pytest.mark.parametrize("lying", [0.0, 1.0])
+def test_lying_sets_how_often_bodies_lie_down(tmp_path, lying):
+    synth.generate(tmp_path, sequences=3, frames=1, seed=4, size=64, split="test", lying=lying)
+    for path in (tmp_path / "sequenceFiles" / "test").glob("*.pkl"):
+        sequence = pickle.load(open(path, "rb"))
+        for poses in sequence["poses"]:
+            up = Rotation.from_rotvec(poses[0, :3]).apply([0.0, 1.0, 0.0])  # the body's head-up axis
+            # Upright: tilted by at most 10 degrees; lying: turned 90 degrees, give or take those 10.
+            assert (abs(up[1]) < 0.25) if lying else (up[1] > 0.96)
+
+
+def test_lying_must_be_a_probability(tmp_path):
+    with pytest.raises(ValueError, match="probability"):
+        synth.generate(tmp_path, sequences=1, frames=1, seed=0, size=64, lying=1.5)
+    with pytest.raises(SystemExit):
+        synth.main(["--out", str(tmp_path), "--lying", "-0.1"])
 
 
 def test_heads_have_a_face_and_hair(body_model):

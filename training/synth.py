@@ -2,6 +2,7 @@
 
     python -m training.synth --out DIR --sequences N --frames M --seed S
                              [--size PX] [--body-model B] [--workers W] [--split mixed]
+                             [--poses key|everyday] [--lying P]
 
 Writes DIR/imageFiles/<seq>/image_00000.jpg ... and DIR/sequenceFiles/<split>/<seq>.pkl
 with 3DPW's keys, so pare_demo.data.pw3d reads it like a real download. Each sequence:
@@ -58,6 +59,7 @@ class Job:
     seed: int
     body_model: str
     poses: str = "key"    # training.poses.POSE_SETS
+    lying: float = 0.05   # probability that a body lies on its back, front or a side
 
 
 def split_of(index: int, seed: int, split: str) -> str:
@@ -194,7 +196,7 @@ def render_sequence(job: Job, model=None, renderer=None) -> int:
     poses, trans, colors, joints_world, verts_world = [], [], [], [], []
     for k in range(people):
         body_pose = sample_sequence(rng, n, poses=POSE_SETS[job.poses]).reshape(n, 69)
-        heading = random_global_orient(rng)
+        heading = random_global_orient(rng, lying_prob=job.lying)
         orient = np.repeat(heading[None], n, 0)
         spot = np.array([rng.uniform(-1.2, 1.2) if people > 1 else 0.0, 0.0, rng.uniform(-0.5, 0.5)])
         with torch.no_grad():
@@ -286,9 +288,11 @@ def _run(job: Job) -> int:
 
 def generate(out: Path, sequences: int, frames: int, seed: int, size: int = 512,
              body_model: str = "open", workers: int = 1, split: str = "mixed", prefix: str = "synth",
-             poses: str = "key") -> dict:
-    jobs = [Job(str(out), f"{prefix}_s{seed}_{i:04d}", split_of(i, seed, split), frames, size, seed, body_model, poses)
-            for i in range(sequences)]
+             poses: str = "key", lying: float = 0.05) -> dict:
+    if not 0.0 <= lying <= 1.0:
+        raise ValueError(f"lying is a probability, between 0 and 1, not {lying}")
+    jobs = [Job(str(out), f"{prefix}_s{seed}_{i:04d}", split_of(i, seed, split), frames, size, seed, body_model,
+                poses, lying) for i in range(sequences)]
     start = time.time()
     done = 0
     if workers > 1:
@@ -320,9 +324,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="key poses to move through: 'key' (synthetic sets 1-3), or 'everyday' "
                              "(also arms crossed, phoning, eating, hands behind the back, sitting on "
                              "the ground, kneeling, squatting)")
+    parser.add_argument("--lying", type=float, default=0.05,
+                        help="probability that a body lies on its back, front or a side (default 0.05, "
+                             "the sets made before this option)")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.lying <= 1.0:
+        parser.error(f"--lying is a probability, between 0 and 1, not {args.lying}")
     stats = generate(args.out, args.sequences, args.frames, args.seed, args.size, args.body_model,
-                     args.workers, args.split, poses=args.poses)
+                     args.workers, args.split, poses=args.poses, lying=args.lying)
     print(f"{stats['frames']} frames in {stats['sequences']} sequences, {stats['seconds']} s "
           f"({stats['frames_per_second']} frames/s) -> {args.out}")
     return 0
