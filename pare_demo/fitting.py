@@ -25,8 +25,8 @@ from pare_demo.models.head import cell_centres
 
 @dataclass(frozen=True)
 class FitSettings:
-    # Converged: on synthetic set 2's validation split (670 person-frames, bundled weights) 60
-    # iterations give MPJPE / PA-MPJPE 103.4 / 63.3 mm against 30's 103.3 / 63.1.
+    # More do not help: on synthetic set 2's validation split (670 person-frames, bundled
+    # weights) 60 iterations give MPJPE / PA-MPJPE 103.4 / 63.3 mm against 30's 103.3 / 63.1.
     iterations: int = 30
     # Weight of the squared rotation change (radians) per joint. Chosen on synthetic validation
     # frames (2D and 3D both improve; 0.01 and 0.001 did worse in 3D), not on the photos.

@@ -64,19 +64,24 @@ def test_synthesis_is_deterministic_and_the_pose_set_is_used(tmp_path):
 @pytest.mark.parametrize("lying", [0.0, 1.0])
 def test_lying_sets_how_often_bodies_lie_down(tmp_path, lying):
     synth.generate(tmp_path, sequences=3, frames=1, seed=4, size=64, split="test", lying=lying)
-    for path in (tmp_path / "sequenceFiles" / "test").glob("*.pkl"):
+    paths = sorted((tmp_path / "sequenceFiles" / "test").glob("*.pkl"))
+    assert len(paths) == 3
+    for path in paths:
         sequence = pickle.load(open(path, "rb"))
         for poses in sequence["poses"]:
             up = Rotation.from_rotvec(poses[0, :3]).apply([0.0, 1.0, 0.0])  # the body's head-up axis
-            # Upright: tilted by at most 10 degrees; lying: turned 90 degrees, give or take those 10.
+            # Upright: tilted by at most 10 degrees about each of two axes; lying: turned 90 degrees
+            # about one of them, give or take those tilts.
             assert (abs(up[1]) < 0.25) if lying else (up[1] > 0.96)
 
 
-def test_lying_must_be_a_probability(tmp_path):
+def test_lying_must_be_a_probability(tmp_path, capsys):
     with pytest.raises(ValueError, match="probability"):
         synth.generate(tmp_path, sequences=1, frames=1, seed=0, size=64, lying=1.5)
     with pytest.raises(SystemExit):
         synth.main(["--out", str(tmp_path), "--lying", "-0.1"])
+    assert "--lying is a probability" in capsys.readouterr().err
+    assert not (tmp_path / "sequenceFiles").exists()   # refused before anything was rendered
 
 
 def test_heads_have_a_face_and_hair(body_model):

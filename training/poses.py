@@ -315,8 +315,11 @@ def sample_sequence(rng: np.random.Generator, frames: int, fps: float = 30.0,
     return clamp_to_limits(motion)  # only float rounding can leave the limits
 
 
+LYING_PROB = 0.05   # how often a rendered body lies on the floor unless told (synthetic sets 1-4)
+
+
 def random_global_orient(rng: np.random.Generator, max_tilt_deg: float = 10.0,
-                         lying_prob: float = 0.05) -> np.ndarray:
+                         lying_prob: float = LYING_PROB) -> np.ndarray:
     """(3,) axis-angle root orientation: a uniform heading about Y; upright with a small
     forward/sideways tilt, or with probability `lying_prob` lying on the back, front or a side."""
     heading = Rotation.from_rotvec([0.0, rng.uniform(0.0, 2 * np.pi), 0.0])

@@ -9,7 +9,8 @@ with 3DPW's keys, so pare_demo.data.pw3d reads it like a real download. Each seq
 one or two people moving smoothly through plausible poses (training.poses), clothes by
 body part with colours and stripes, a face and usually hair, a background photo
 (scikit-image's, no people) or a procedural texture, varied light, camera distance,
-height, tilt and focal length, and sometimes a box occluding part of the body.
+height, tilt and focal length, and sometimes a box occluding part of the body. One body in
+twenty lies on the floor (--lying sets how many).
 Deterministic per seed.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pare_demo.body import SMPL_JOINT_NAMES, load_body_model
 from pare_demo.body.joint_names import EXTRA_KEYPOINT_NAMES
 from pare_demo.images import to_rgb_uint8
 from pare_demo.render import MeshToRender, Renderer
-from training.poses import POSE_SETS, random_global_orient, sample_sequence
+from training.poses import LYING_PROB, POSE_SETS, random_global_orient, sample_sequence
 
 # scikit-image's bundled pictures without people (astronaut and camera have people).
 BACKGROUND_PHOTOS = ("coffee", "chelsea", "rocket", "coins", "moon", "hubble_deep_field",
@@ -59,7 +60,7 @@ class Job:
     seed: int
     body_model: str
     poses: str = "key"    # training.poses.POSE_SETS
-    lying: float = 0.05   # probability that a body lies on its back, front or a side
+    lying: float = LYING_PROB   # probability that a body lies on its back, front or a side
 
 
 def split_of(index: int, seed: int, split: str) -> str:
@@ -286,11 +287,15 @@ def _run(job: Job) -> int:
     return render_sequence(job, _worker_state["model"], _worker_state["renderer"])
 
 
-def generate(out: Path, sequences: int, frames: int, seed: int, size: int = 512,
-             body_model: str = "open", workers: int = 1, split: str = "mixed", prefix: str = "synth",
-             poses: str = "key", lying: float = 0.05) -> dict:
+def check_lying(lying: float) -> None:
     if not 0.0 <= lying <= 1.0:
         raise ValueError(f"lying is a probability, between 0 and 1, not {lying}")
+
+
+def generate(out: Path, sequences: int, frames: int, seed: int, size: int = 512,
+             body_model: str = "open", workers: int = 1, split: str = "mixed", prefix: str = "synth",
+             poses: str = "key", lying: float = LYING_PROB) -> dict:
+    check_lying(lying)
     jobs = [Job(str(out), f"{prefix}_s{seed}_{i:04d}", split_of(i, seed, split), frames, size, seed, body_model,
                 poses, lying) for i in range(sequences)]
     start = time.time()
@@ -324,12 +329,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="key poses to move through: 'key' (synthetic sets 1-3), or 'everyday' "
                              "(also arms crossed, phoning, eating, hands behind the back, sitting on "
                              "the ground, kneeling, squatting)")
-    parser.add_argument("--lying", type=float, default=0.05,
-                        help="probability that a body lies on its back, front or a side (default 0.05, "
-                             "the sets made before this option)")
+    parser.add_argument("--lying", type=float, default=LYING_PROB,
+                        help=f"probability that a body lies on its back, front or a side (default "
+                             f"{LYING_PROB}, as the sets made before this option)")
     args = parser.parse_args(argv)
-    if not 0.0 <= args.lying <= 1.0:
-        parser.error(f"--lying is a probability, between 0 and 1, not {args.lying}")
+    try:
+        check_lying(args.lying)
+    except ValueError as error:
+        parser.error(f"--{error}")
     stats = generate(args.out, args.sequences, args.frames, args.seed, args.size, args.body_model,
                      args.workers, args.split, poses=args.poses, lying=args.lying)
     print(f"{stats['frames']} frames in {stats['sequences']} sequences, {stats['seconds']} s "
