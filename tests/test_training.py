@@ -795,3 +795,42 @@ def test_trunk_distillation_pulls_a_fine_tuned_trunk_back_to_the_original():
     assert not any(p.requires_grad for p in module.reference_backbone.parameters())
     with pytest.raises(ValueError, match="backbone_lr_scale"):
         PareTraining(config, backbone_lr_scale=0.0, loss_weights={"trunk_distillation": 0.1})
+
+
+def test_the_mpii_config_fine_tunes_the_bundled_weights_with_2d_from_mpii(synthetic, tmp_path):
+    """blazepose_mpii.yaml, for users who bring MPII: it starts from the bundled weights and trains
+    the BlazePose network on MPII's 2D joints beside renders (here tiny stand-ins for both)."""
+    import shutil
+
+    from pare_demo.checkpoints import load_checkpoint
+    from pare_demo.paths import BUNDLED_CHECKPOINT
+    from training.train import main
+
+    mpii = tmp_path / "mpii"
+    (mpii / "images").mkdir(parents=True)
+    frames = sorted(synthetic.glob("imageFiles/*/image_00000.jpg"))[:2]
+    for name, frame in zip("ab", frames):
+        shutil.copy(frame, mpii / "images" / f"{name}.jpg")
+    rng = np.random.default_rng(0)
+    parts = np.concatenate([rng.uniform(40, 120, (2, 24, 2)), np.ones((2, 24, 1))], axis=2)
+    np.savez(mpii / "mpii_train.npz", imgname=np.array(["images/a.jpg", "images/b.jpg"]),
+             center=np.array([[80.0, 80.0], [80.0, 80.0]]), scale=np.array([0.6, 0.6]), part=parts)
+    config = Path(__file__).parents[1] / "training" / "configs" / "blazepose_mpii.yaml"
+    run = tmp_path / "run"
+    # Only MPII in training, so the steps below are MPII's; the renders validate.
+    sources = f"data.sources=[{{kind: mpii, root: {mpii}}}, {{kind: synthetic, root: {synthetic}, weight: 0}}]"
+    assert main(["--config", str(config), sources, "data.photos=null", "data.val_limit=2",
+                 f"train.run_dir={run}", "train.epochs=1", "train.samples_per_epoch=4", "train.batch_size=2",
+                 "train.workers=0", "train.top_k=1"]) == 0
+    state = torch.load(run / "phase1" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 2
+    start = load_checkpoint(BUNDLED_CHECKPOINT)["state_dict"]
+    moved = {k: float((state["state_dict"][f"model.{k}"] - v).abs().max()) for k, v in start.items()
+             if v.is_floating_point() and "running_" not in k and f"model.{k}" in state["state_dict"]}
+    # Started from the bundled weights (two Adam steps move a weight by about 2 lr at most;
+    # BatchNorm's running statistics, not learnt, are left out) ...
+    assert len(moved) > 100 and max(moved.values()) < 3e-4
+    # ... the head learnt from MPII's 2D joints (the renders, weight 0, gave no batch; Adam here
+    # has no weight decay) and the trunk is trained too, not frozen.
+    assert any(v > 0 for k, v in moved.items() if k.startswith("head."))
+    assert any(v > 0 for k, v in moved.items() if k.startswith("backbone."))
