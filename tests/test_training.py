@@ -818,14 +818,14 @@ def test_the_mpii_config_fine_tunes_the_bundled_weights_with_2d_from_mpii(synthe
              center=np.array([[80.0, 80.0], [80.0, 80.0]]), scale=np.array([0.6, 0.6]), part=parts)
     config = Path(__file__).parents[1] / "training" / "configs" / "blazepose_mpii.yaml"
     # What it trains on: MPII 0.4 and the three render sets 0.2 each, validated on renders only.
-    sources = load_config(config).data.sources
-    assert [(s.kind, s.weight, s.validation) for s in sources] == [
+    loaded = load_config(config)
+    assert [(s.kind, s.weight, s.validation) for s in loaded.data.sources] == [
         ("mpii", 0.4, True), ("synthetic", 0.2, True), ("synthetic", 0.2, False), ("synthetic", 0.2, False)]
-    lr = load_config(config).train.lr
+    lr = loaded.train.lr
     run = tmp_path / "run"
     # Only MPII in training, so the steps below are MPII's; the renders validate.
-    sources = f"data.sources=[{{kind: mpii, root: {mpii}}}, {{kind: synthetic, root: {synthetic}, weight: 0}}]"
-    assert main(["--config", str(config), sources, "data.photos=null", "data.val_limit=2",
+    only_mpii = f"data.sources=[{{kind: mpii, root: {mpii}}}, {{kind: synthetic, root: {synthetic}, weight: 0}}]"
+    assert main(["--config", str(config), only_mpii, "data.photos=null", "data.val_limit=2",
                  f"train.run_dir={run}", "train.epochs=1", "train.samples_per_epoch=4", "train.batch_size=2",
                  "train.workers=0", "train.top_k=1"]) == 0
     state = torch.load(run / "phase1" / "checkpoints" / "last.ckpt", weights_only=True)

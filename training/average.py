@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -62,10 +63,7 @@ def source_of(checkpoint: dict, path: Path) -> str:
 def runs_counted(sources: list[str]) -> str:
     """'blazepose_v5 x10, blazepose_v6 x8': how many of the sources (run/phase/file) each run
     gave; a source without a folder (an earlier average, say) counts as itself."""
-    counts: dict[str, int] = {}
-    for source in sources:
-        run = source.split("/")[0] if "/" in source else source
-        counts[run] = counts.get(run, 0) + 1
+    counts = Counter(source.split("/")[0] for source in sources)  # keeps the order of appearance
     return ", ".join(f"{run} x{n}" for run, n in counts.items())
 
 
